@@ -1,0 +1,80 @@
+"""State and rules shared by the two transports (configuration, repr, "new session" bookkeeping)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from airflow_provider_jules.client._core import (
+    Request,
+    headers_for,
+    user_agent,
+    validate_api_key,
+    validate_base_url,
+)
+from airflow_provider_jules.client.errors import JulesConfigError, JulesInvalidArgumentError
+from airflow_provider_jules.client.models import Json, normalize_activity, session_id
+from airflow_provider_jules.client.retry import RetryPolicy
+
+#: How long after create a 404 on a session's activities is treated as eventual consistency (Q18).
+NEW_SESSION_GRACE_SECONDS = 120.0
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class ClientBase:
+    """Configuration of a Jules client. The API key is held privately and never shown."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self._api_key = validate_api_key(api_key)
+        self.base_url = validate_base_url(base_url)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise JulesConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        self.timeout = float(timeout)
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._user_agent = user_agent()
+        self._created: dict[str, float] = {}
+        #: Set once the server rejected the ``create_time>`` filter: filter on the client from then on.
+        self.activity_filter_supported = True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key=***)"
+
+    def _url(self, request: Request) -> str:
+        return self.base_url + request.path
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        return headers_for(self._api_key, self._user_agent, request)
+
+    def _remember_created(self, session: Json) -> None:
+        ident = session.get("id") or str(session.get("name", "")).rsplit("/", 1)[-1]
+        if ident:
+            self._created[str(ident)] = time.monotonic()
+        if len(self._created) > 10_000:  # bounded
+            oldest = sorted(self._created.items(), key=lambda kv: kv[1])[:5_000]
+            for key, _ in oldest:
+                self._created.pop(key, None)
+
+    def _is_new(self, session: str, new_session: bool) -> bool:
+        if new_session:
+            return True
+        created = self._created.get(session_id(session))
+        return created is not None and time.monotonic() - created < NEW_SESSION_GRACE_SECONDS
+
+    def _filter_rejected(self, exc: Exception, created_after: object) -> bool:
+        """True when the server refused the ``create_time>`` filter: fall back to client-side filtering."""
+        if created_after is not None and isinstance(exc, JulesInvalidArgumentError):
+            self.activity_filter_supported = False
+            return True
+        return False
+
+
+def normalized_activities(items: Iterable[Json]) -> list[Json]:
+    return [normalize_activity(a) for a in items if isinstance(a, dict)]

@@ -1,0 +1,53 @@
+"""Provider metadata for Airflow's provider discovery.
+
+Airflow calls this on every ``import airflow``: it is a pure dict with no imports. A broken provider info
+breaks all of Airflow, so ``tests/unit/test_provider_info.py`` validates it against Airflow's own schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-jules",
+        "name": "Jules",
+        "description": "Run Google's Jules coding agent from Airflow: sessions, plans, pull requests.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": "Jules",
+                "external-doc-url": "https://developers.google.com/jules/api",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [{"integration-name": "Jules", "python-modules": ["airflow_provider_jules.hooks.jules"]}],
+        "connection-types": [
+            {
+                "connection-type": "jules",
+                "hook-class-name": "airflow_provider_jules.hooks.jules.JulesHook",
+                "hook-name": "Jules",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": "https://jules.googleapis.com",
+                        "password": "API key from https://jules.google.com/settings#api",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "description": "Timeout of each HTTP request to the Jules API.",
+                        "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
+                    },
+                    "max_attempts": {
+                        "label": "Attempts per call",
+                        "description": "Attempts per API call, retries of 429/5xx/network errors included.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20, "default": 6},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,18 @@
+"""Test-wide setup: a private AIRFLOW_HOME, set before anything imports Airflow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parent.parent
+_HOME = os.environ.get("JULES_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="jules-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "example_dags"))
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES", "airflow.* airflow_provider_jules.*")
+# Never let a developer's proxy settings route loopback traffic elsewhere.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"

@@ -1,0 +1,88 @@
+"""The provider is discoverable, its info is valid, and importing it stays cheap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import distribution, entry_points
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from airflow_provider_jules.get_provider_info import get_provider_info
+
+
+def test_provider_info_validates_against_airflow_schema():
+    import airflow
+
+    schema_path = Path(airflow.__file__).parent / "provider_info.schema.json"
+    jsonschema.validate(get_provider_info(), json.loads(schema_path.read_text()))
+
+
+def test_package_name_equals_distribution_name():
+    from packaging.utils import canonicalize_name
+
+    assert get_provider_info()["package-name"] == canonicalize_name(
+        distribution("airflow-provider-jules").metadata["Name"]
+    )
+
+
+def test_entry_point_is_registered():
+    eps = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_jules")
+    ]
+    assert [ep.load()() for ep in eps] == [get_provider_info()]
+
+
+def test_connection_form_relabels_key_and_url():
+    (conn_type,) = get_provider_info()["connection-types"]
+    behaviour = conn_type["ui-field-behaviour"]
+    assert behaviour["relabeling"] == {"password": "API Key", "host": "Base URL"}
+    assert behaviour["placeholders"]["host"] == "https://jules.googleapis.com"
+    assert set(behaviour["hidden-fields"]) == {"schema", "port", "login", "extra"}
+    from airflow_provider_jules.hooks.jules import JulesHook
+
+    assert conn_type["hook-name"] == JulesHook.hook_name
+    assert conn_type["connection-type"] == JulesHook.conn_type
+
+
+def test_every_declared_module_and_class_imports():
+    import importlib
+
+    info = get_provider_info()
+    for group in ("hooks", "operators", "sensors", "triggers"):
+        for item in info.get(group, []):
+            for module in item["python-modules"]:
+                importlib.import_module(module)
+    for path in info.get("extra-links", []):
+        module, _, name = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), name)
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+HTTP_LIBS = {"requests", "httpx", "tenacity", "urllib3", "aiohttp"}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import airflow_provider_jules",
+        "from airflow_provider_jules.get_provider_info import get_provider_info; get_provider_info()",
+        "import airflow_provider_jules.client",
+    ],
+)
+def test_package_root_and_provider_info_pull_in_no_http_library(code):
+    assert not (_modules_after(code) & HTTP_LIBS)
