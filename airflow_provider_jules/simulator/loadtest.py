@@ -156,13 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     if url is None:
         proc, url = _start_server(args)
     try:
+        loop: asyncio.AbstractEventLoop
         try:
             import uvloop
 
-            uvloop.install()
+            loop = uvloop.new_event_loop()  # no global policy change
         except ImportError:
-            pass
-        result = asyncio.run(_run(args, url))
+            loop = asyncio.new_event_loop()
+        try:
+            result = loop.run_until_complete(_run(args, url))
+        finally:
+            loop.close()
     finally:
         if proc is not None:
             proc.terminate()

@@ -150,3 +150,12 @@ def test_pytest_fixture_resets_between_tests_part2(jules_simulator: JulesSimulat
         httpx.get(f"{jules_simulator.url}/v1alpha/sources", headers={"x-goog-api-key": "sim-key"}).status_code
         == 200
     )
+
+
+def test_loadtest_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_provider_jules.simulator import loadtest
+
+    assert loadtest.main(["--clients", "20", "--seconds", "1.5", "--sessions", "3", "--interval", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["clients"] == 20 and result["errors"] == 0 and result["non_200"] == 0
+    assert result["requests"] >= 40 and result["p99_ms"] > 0
