@@ -7,6 +7,11 @@ try:  # Airflow >= 3.2 (Task SDK)
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowFailException, TaskDeferred  # type: ignore[no-redef]
 
+try:  # Airflow >= 3.2
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1
+    from airflow.configuration import conf  # type: ignore[no-redef,assignment]
+
 from airflow.sdk.exceptions import AirflowException
 
-__all__ = ["AirflowException", "AirflowFailException", "TaskDeferred"]
+__all__ = ["AirflowException", "AirflowFailException", "TaskDeferred", "conf"]

@@ -23,6 +23,19 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Jules", "python-modules": ["airflow_provider_jules.hooks.jules"]}],
+        "operators": [
+            {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.operators.jules"]}
+        ],
+        "sensors": [
+            {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.sensors.jules"]}
+        ],
+        "triggers": [
+            {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.triggers.jules"]}
+        ],
+        "extra-links": [
+            "airflow_provider_jules.links.jules.JulesSessionLink",
+            "airflow_provider_jules.links.jules.JulesPullRequestLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "jules",

@@ -32,6 +32,7 @@ SCENARIOS: tuple[str, ...] = (
     "stuck",
     "unknown_state",
     "bash_output",
+    "no_changes",
 )
 
 

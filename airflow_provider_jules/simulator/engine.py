@@ -669,6 +669,13 @@ class Engine:
             )
 
     def _complete(self, s: Session, t: int) -> None:
+        if s.scenario == "no_changes":  # Jules looked, found nothing to change: no change set, no outputs
+            self._add_activity(s, t, "agent", {"sessionCompleted": {}})
+            s.blocked = "done"
+            s.pending.clear()
+            s.outputs = []
+            self._set_state(s, "COMPLETED", t)
+            return
         for i in range(len(s.files)):  # the final patch touches every planned file
             if not any(f" b/{s.files[i]}\n" in p for p in s.patch_parts):
                 self._add_file(s, i)
@@ -917,6 +924,8 @@ def _initial_script(s: Session) -> list[Step]:
         progress = [*progress[: max(1, len(progress) // 2)], Step(_delay(s, 5, 10), "stuck")]
     elif s.scenario == "failure":
         progress = [*progress[: max(1, len(progress) // 2)], Step(_delay(s, 10, 20), "fail")]
+    elif s.scenario == "no_changes":
+        progress = [p for p in progress if p.data.get("kind") != "edit"] or progress[:1]
     script.extend(progress)
     script.append(Step(_delay(s, 15, 25), "complete"))
     return script

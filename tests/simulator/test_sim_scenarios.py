@@ -225,3 +225,14 @@ def test_many_idle_sessions_are_cheap(api: Api, sim: JulesSimulator) -> None:
     sim.advance(10**6)
     assert api.get("/sessions", params={"pageSize": 100}).status_code == 200
     assert sim.stats()["sessions_live"] == 500
+
+
+
+def test_no_changes_scenario_completes_without_change_set_or_outputs(api: Api) -> None:
+    created = api.create("Check the code sim:scenario=no_changes", automationMode="AUTO_CREATE_PR")
+    session = api.wait_state(created["id"], "COMPLETED")
+    assert "outputs" not in session
+    acts = api.activities(created["id"])
+    assert not any("changeSet" in art for a in acts for art in a.get("artifacts", []))
+    assert _kinds(acts)[-1] == "sessionCompleted" and "artifacts" not in acts[-1]
+    assert "planApproved" in _kinds(acts)

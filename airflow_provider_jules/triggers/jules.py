@@ -1,0 +1,174 @@
+"""``JulesSessionTrigger``: follows one Jules session in the triggerer until it is done.
+
+It only waits and reports: one async client for its whole life, the incremental activity listing
+(``create_time>`` the cursor) to stream each new activity into the task log, and exactly one terminal event.
+Its kwargs are plain JSON (ids, the connection id, numbers, absolute wall-clock deadlines, the cursor), so a
+trigger re-created from them on another triggerer resumes with the same deadlines and cursor. It never holds
+a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_jules._waiting import DEFAULT_MAX_POLL_ERRORS, Watch, is_fatal
+from airflow_provider_jules.results import format_activity
+
+CLEANUP_ACTIONS = ("archive", "delete", "keep")
+#: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).
+MAX_POLLS = 1_000_000
+
+
+class JulesSessionTrigger(BaseTrigger):
+    """Poll a Jules session until a target state, a terminal state, a question, a deadline or a stall.
+
+    :param session_id: the session (``123`` or ``sessions/123``).
+    :param jules_conn_id: the Airflow connection of type ``jules``.
+    :param poll_interval: seconds between polls.
+    :param end_time: absolute deadline (epoch seconds); past it the event is ``timeout``/``deadline``.
+    :param stall_timeout: seconds without a new activity or state change before ``timeout``/``stall``.
+    :param target_states: states that end the wait with ``target``.
+    :param stop_on_feedback: end with ``needs_input`` when Jules asks a question (AWAITING_USER_FEEDBACK).
+    :param cursor: createTime of the newest activity already seen; only later ones are streamed.
+    :param last_progress_at: epoch seconds of the last progress known when deferring (for the stall clock).
+    :param settle_after: ignore target/terminal states until the session changed after this RFC 3339 time
+        (set after ``sendMessage``, whose effect the state shows only a moment later).
+    :param max_poll_errors: consecutive failed polls tolerated; they never count as a session failure.
+    :param on_kill_action: what ``on_kill`` (Airflow >= 3.3) does to the session: archive, delete or keep.
+    :param new_session_until: until this epoch time a 404 on activities is eventual consistency (Q18).
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        jules_conn_id: str = "jules_default",
+        poll_interval: float = 30.0,
+        end_time: float | None = None,
+        stall_timeout: float | None = None,
+        target_states: Sequence[str] = ("COMPLETED",),
+        stop_on_feedback: bool = True,
+        cursor: str | None = None,
+        last_progress_at: float | None = None,
+        settle_after: str | None = None,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
+        on_kill_action: str = "keep",
+        new_session_until: float | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if on_kill_action not in CLEANUP_ACTIONS:
+            raise ValueError(f"on_kill_action must be one of {CLEANUP_ACTIONS}, got {on_kill_action!r}")
+        self.session_id = session_id
+        self.jules_conn_id = jules_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = end_time
+        self.stall_timeout = stall_timeout
+        self.target_states = list(target_states)
+        self.stop_on_feedback = stop_on_feedback
+        self.cursor = cursor
+        self.last_progress_at = last_progress_at
+        self.settle_after = settle_after
+        self.max_poll_errors = max_poll_errors
+        self.on_kill_action = on_kill_action
+        self.new_session_until = new_session_until
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "airflow_provider_jules.triggers.jules.JulesSessionTrigger",
+            {
+                "session_id": self.session_id,
+                "jules_conn_id": self.jules_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "stall_timeout": self.stall_timeout,
+                "target_states": list(self.target_states),
+                "stop_on_feedback": self.stop_on_feedback,
+                "cursor": self.cursor,
+                "last_progress_at": self.last_progress_at,
+                "settle_after": self.settle_after,
+                "max_poll_errors": self.max_poll_errors,
+                "on_kill_action": self.on_kill_action,
+                "new_session_until": self.new_session_until,
+            },
+        )
+
+    def _watch(self) -> Watch:
+        return Watch(
+            session_id=self.session_id,
+            target_states=list(self.target_states),
+            stop_on_feedback=self.stop_on_feedback,
+            end_time=self.end_time,
+            stall_timeout=self.stall_timeout,
+            cursor=self.cursor,
+            last_progress_at=self.last_progress_at,
+            settle_after=self.settle_after,
+            max_poll_errors=self.max_poll_errors,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_jules.hooks.jules import JulesHook
+
+        watch = self._watch()
+        hook = JulesHook(self.jules_conn_id)
+        self.log.info(
+            "Following Jules session %s (polling every %.1f s)", self.session_id, self.poll_interval
+        )
+        try:
+            for _ in range(MAX_POLLS):
+                event = await self._poll(hook, watch)
+                if event is not None:
+                    self.log.info("Jules session %s: %s", self.session_id, event["message"])
+                    yield TriggerEvent(event)
+                    return
+                await asyncio.sleep(watch.sleep_for(self.poll_interval, time.time()))
+            yield TriggerEvent(watch.event("error", reason="polling_errors", message="poll limit reached"))
+        finally:
+            await hook.aclose()
+
+    async def _poll(self, hook: Any, watch: Watch) -> dict[str, Any] | None:
+        try:
+            session = await hook.aget_session(self.session_id)
+            new_session = self.new_session_until is not None and time.time() < self.new_session_until
+            fresh = [
+                a
+                async for a in hook.alist_activities(
+                    self.session_id, created_after=watch.cursor, new_session=new_session
+                )
+            ]
+        except Exception as exc:
+            fatal = is_fatal(exc)
+            self.log.warning("Polling Jules session %s failed: %s", self.session_id, exc)
+            return watch.observe_error(exc, time.time(), fatal=fatal)
+        watch.observe_activities(fresh)
+        for activity in fresh:
+            line = format_activity(activity)
+            if line:
+                self.log.info("[Jules] %s", line)
+        previous = watch.state
+        event = watch.observe_session(session, time.time())
+        if watch.state != previous:
+            self.log.info("Jules session %s is %s", self.session_id, watch.state)
+        return event
+
+    async def on_kill(self) -> None:
+        """Runs (Airflow >= 3.3) when a user kills the deferred task: stop the session as configured."""
+        if self.on_kill_action == "keep":
+            self.log.info("Task killed; keeping Jules session %s as configured.", self.session_id)
+            return
+        from airflow_provider_jules.hooks.jules import JulesHook
+
+        hook = JulesHook(self.jules_conn_id)
+        try:
+            if self.on_kill_action == "delete":
+                await hook.adelete_session(self.session_id)
+            else:
+                await hook.aarchive_session(self.session_id)
+            self.log.info("Task killed; %sd Jules session %s.", self.on_kill_action, self.session_id)
+        except Exception as exc:
+            self.log.warning("Could not %s Jules session %s: %s", self.on_kill_action, self.session_id, exc)
+        finally:
+            await hook.aclose()
