@@ -32,3 +32,19 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf .venv .venv-* .tmp docs/_build
+
+# Benchmarks (issue #7): a bench-only venv, so the dbt Cloud provider (the import-cost yardstick) and
+# aiohttp never become dependencies of the package or of `make test`.
+BENCH_VENV ?= .venv-bench
+DBT_CLOUD_VERSION ?= 4.11.1
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(AIRFLOW_VERSION)-$(DBT_CLOUD_VERSION)
+
+$(BENCH_STAMP): pyproject.toml
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@test -x $(BENCH_VENV)/bin/python || uv venv --quiet --python $(PYTHON) $(BENCH_VENV)
+	VIRTUAL_ENV=$(BENCH_VENV) uv pip install --quiet -e . "apache-airflow==$(AIRFLOW_VERSION)" \
+		"apache-airflow-providers-dbt-cloud==$(DBT_CLOUD_VERSION)" aiohttp requests
+	@rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
