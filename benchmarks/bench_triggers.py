@@ -61,6 +61,7 @@ TICK = 0.02
 class Counters:
     def __init__(self) -> None:
         self.first_polled: set[str] = set()
+        self.failed_polls = 0  # polls the trigger's Watch saw fail (after the client's retries)
         self.errors = 0
         self.ended: list[str] = []
         self.error_samples: list[str] = []
@@ -175,6 +176,13 @@ def _track_first_polls(c: Counters) -> None:
         return original(self, session, now)
 
     Watch.observe_session = observe_session  # type: ignore[method-assign]
+    original_error = Watch.observe_error
+
+    def observe_error(self: Any, exc: BaseException, now: float, *, fatal: bool) -> Any:
+        c.failed_polls += 1
+        return original_error(self, exc, now, fatal=fatal)
+
+    Watch.observe_error = observe_error  # type: ignore[method-assign]
 
 
 def _share_tls_context() -> None:
@@ -303,6 +311,7 @@ async def _run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "mem_peak_per_poller_kb": round((peak - rss0) * 1024 / n, 1),
         "mem_end_per_poller_kb": round((rss_end - rss0) * 1024 / n, 1),
         "client_errors": counters.errors,
+        "failed_polls": counters.failed_polls,
         "error_samples": counters.error_samples,
         "ended_early": len(counters.ended),
         "server_non_2xx": non_2xx(s3) - non_2xx(s0),
@@ -405,7 +414,11 @@ def run_contestant(
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     result["log_warnings"] = _warnings_in(err) + _warnings_in(out)
     result["errors"] = (
-        result["client_errors"] + result["ended_early"] + result["server_non_2xx"] + result["log_warnings"]
+        result["client_errors"]
+        + result["failed_polls"]
+        + result["ended_early"]
+        + result["server_non_2xx"]
+        + result["log_warnings"]
     )
     return result
 
@@ -488,7 +501,8 @@ def summarize(results: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]
             f"({' '.join(peers) or 'peers n/a'}) p99_lag={ours.get('lag_p99_ms')} ms "
             f"mem/trigger={ours.get('mem_peak_per_poller_kb')} KiB "
             f"(floor {floor.get('mem_peak_per_poller_kb')}) "
-            f"startup={ours.get('startup_s')} s errors={errors}"
+            f"startup={ours.get('startup_s')} s errors={errors} "
+            f"(retry warnings {ours.get('log_warnings')}, failed polls {ours.get('failed_polls')})"
         )
         diag = by.get(("trigger_shared_tls", n), {})
         if diag.get("cpu_per_poll_ms") and floor_cpu:
