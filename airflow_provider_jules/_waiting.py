@@ -31,6 +31,8 @@ from airflow_provider_jules.client.models import (
 
 Json = dict[str, Any]
 
+#: What to do with a session on timeout or kill.
+CLEANUP_ACTIONS = ("archive", "delete", "keep")
 EVENT_STATUSES = frozenset({"target", "terminal", "needs_input", "timeout", "error"})
 FEEDBACK_STATE = "AWAITING_USER_FEEDBACK"
 DEFAULT_MAX_POLL_ERRORS = 5
@@ -58,15 +60,6 @@ def validate_event(event: object) -> Json:
     return event
 
 
-def _ts_seconds(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_timestamp_ns(value) / 1e9
-    except ValueError:
-        return None
-
-
 @dataclass
 class Watch:
     """The state of one wait. Every field is plain JSON, so it survives serialization."""
@@ -78,12 +71,13 @@ class Watch:
     stall_timeout: float | None = None
     cursor: str | None = None  # createTime of the newest activity seen (RFC 3339)
     last_progress_at: float | None = None  # epoch seconds of the last state change or activity
-    settle_after: str | None = None  # ignore target/terminal states until the session changed after this
+    settle_after: str | None = None  # updateTime before our last action: states count once it changes
     max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS
     state: str | None = None
     consecutive_errors: int = 0
     activities_seen: int = 0
     last_question_id: str | None = None
+    update_time: str | None = None  # the session's last updateTime seen (a change is progress)
     saw_agent_activity: bool = False  # this run observed an activity that Jules (not we) created
 
     # ------------------------------------------------------------------------------------------ events
@@ -119,8 +113,8 @@ class Watch:
         )
 
     # ------------------------------------------------------------------------------------------ feeding
-    def observe_activities(self, activities: list[Json]) -> None:
-        """Advance the cursor over new activities (oldest first) and note progress and the last question."""
+    def observe_activities(self, activities: list[Json], now: float | None = None) -> None:
+        """Advance the cursor over new activities (oldest first); new activities are progress."""
         newest_ns = None
         for activity in activities:
             ns = activity_time_ns(activity)
@@ -135,11 +129,12 @@ class Watch:
             current = parse_timestamp_ns(self.cursor) if self.cursor else None
             if current is None or newest_ns > current:
                 self.cursor = format_timestamp_ns(newest_ns)
-            self._progress(newest_ns / 1e9)
+        if activities:
+            self._progress(time.time() if now is None else now)
 
     def _progress(self, at: float) -> None:
-        # Server timestamps may run slightly ahead of our clock: never record progress in the future.
-        at = min(at, time.time())
+        # Progress is stamped with our clock when we *see* a change, never with the server's timestamps:
+        # a server clock that runs ahead (or a simulator on a fast clock) must not hide a stall.
         if self.last_progress_at is None or at > self.last_progress_at:
             self.last_progress_at = at
 
@@ -151,9 +146,11 @@ class Watch:
             if self.state is not None:
                 self._progress(now)
             self.state = state
-        updated = _ts_seconds(session.get("updateTime"))
-        if updated is not None:
-            self._progress(updated)
+        updated = session.get("updateTime")
+        if isinstance(updated, str) and updated != self.update_time:
+            if self.update_time is not None:
+                self._progress(now)
+            self.update_time = updated
         if self.last_progress_at is None:
             self.last_progress_at = now
         if self._settled(session):
@@ -166,12 +163,16 @@ class Watch:
         return self.check_time(now)
 
     def _settled(self, session: Json) -> bool:
-        """False while the session still shows its state from before our last action (e.g. sendMessage)."""
+        """False while the session still shows its state from before our last action (e.g. sendMessage).
+
+        ``settle_after`` is the session's ``updateTime`` as read just before the action: the wait counts
+        states again once the session changed (a different updateTime) or Jules added an activity. Both
+        compare server values with server values, so clock skew cannot make it settle early.
+        """
         if not self.settle_after:
             return True
-        changed = _ts_seconds(session.get("updateTime"))
-        after = _ts_seconds(self.settle_after)
-        if after is None or (changed is not None and changed > after) or self.saw_agent_activity:
+        changed = session.get("updateTime")
+        if (isinstance(changed, str) and changed != self.settle_after) or self.saw_agent_activity:
             self.settle_after = None
             return True
         return False

@@ -14,14 +14,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_jules._compat import AirflowException, AirflowFailException, conf
-from airflow_provider_jules._waiting import MAX_POLLS_IN_WORKER, Watch, is_fatal, validate_event
+from airflow_provider_jules._waiting import (
+    CLEANUP_ACTIONS,
+    MAX_POLLS_IN_WORKER,
+    Watch,
+    is_fatal,
+    validate_event,
+)
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError, JulesNotFoundError
 from airflow_provider_jules.client.models import activity_kind, session_id, source_name
 from airflow_provider_jules.links.jules import (
@@ -31,7 +37,6 @@ from airflow_provider_jules.links.jules import (
     JulesSessionLink,
 )
 from airflow_provider_jules.results import Outcome, build_result, format_activity
-from airflow_provider_jules.triggers.jules import CLEANUP_ACTIONS, JulesSessionTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -189,7 +194,7 @@ class _JulesWaitingBase(_JulesBase):
     def _stop_on_feedback(self) -> bool:
         return self.on_user_feedback != "wait"
 
-    def _new_watch(self, sid: str, *, settle: bool = False) -> Watch:
+    def _new_watch(self, sid: str, *, settle_after: str | None = None) -> Watch:
         now = time.time()
         return Watch(
             session_id=sid,
@@ -198,7 +203,7 @@ class _JulesWaitingBase(_JulesBase):
             end_time=now + (_seconds("timeout", self.timeout) or 0),
             stall_timeout=_seconds("stall_timeout", self.stall_timeout, allow_none=True),
             last_progress_at=now,
-            settle_after=_rfc3339(now) if settle else None,
+            settle_after=settle_after,
             max_poll_errors=self.max_poll_errors,
         )
 
@@ -228,6 +233,8 @@ class _JulesWaitingBase(_JulesBase):
         poll_interval = _seconds("poll_interval", self.poll_interval) or DEFAULT_POLL_INTERVAL
         event = self._poll_once(watch, new_session_until)
         if event is None and self.deferrable:
+            from airflow_provider_jules.triggers.jules import JulesSessionTrigger
+
             remaining = max(0.0, (watch.end_time or time.time()) - time.time())
             self.defer(
                 trigger=JulesSessionTrigger(
@@ -281,7 +288,7 @@ class _JulesWaitingBase(_JulesBase):
         except Exception as exc:
             raise _fail_fast(exc) from exc
         if status == "needs_input" and self.on_user_feedback == "reply":
-            return self._reply_and_wait(context, event, activities)
+            return self._reply_and_wait(context, event, session, activities)
         timed_out = status == "timeout"
         result = build_result(
             session,
@@ -328,7 +335,7 @@ class _JulesWaitingBase(_JulesBase):
             )
         raise JulesSessionError(outcome, detail, session_id=sid, url=url)
 
-    def _reply_and_wait(self, context: Context, event: Json, activities: list[Json]) -> Json:
+    def _reply_and_wait(self, context: Context, event: Json, session: Json, activities: list[Json]) -> Json:
         """Answer the current question once (never twice), then keep waiting with the same deadlines."""
         question = next((a for a in reversed(activities) if activity_kind(a) == "agentMessaged"), None)
         answered = question is None or any(
@@ -344,7 +351,7 @@ class _JulesWaitingBase(_JulesBase):
                 self.hook.send_message(sid, str(self.auto_reply))
             except Exception as exc:
                 raise _fail_fast(exc) from exc
-        watch = Watch.resume(event, settle_after=_rfc3339(time.time()))
+        watch = Watch.resume(event, settle_after=session.get("updateTime"))
         watch.max_poll_errors = self.max_poll_errors
         return self._wait(context, watch)
 
@@ -382,10 +389,6 @@ class _JulesWaitingBase(_JulesBase):
         """The worker-side kill (non-deferrable wait): stop the session as configured, best effort."""
         if self._followed_session:
             self._cleanup(self._followed_session, self.on_kill_action, why="task killed")
-
-
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run_marker(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
@@ -625,6 +628,8 @@ class JulesSendMessageOperator(_JulesWaitingBase):
             if not isinstance(self.prompt, str) or not self.prompt.strip():
                 raise JulesConfigError("prompt (the message to send) must be a non-empty string.")
             self._validate_wait_args()
+            # The state before the message: the wait ignores it until the session changes (Q16).
+            before = self.hook.get_session(sid).get("updateTime") if self.wait_for_completion else None
             self.hook.send_message(sid, self.prompt)
         except (JulesError, ValueError) as exc:
             raise _fail_fast(exc) from exc
@@ -632,7 +637,7 @@ class JulesSendMessageOperator(_JulesWaitingBase):
         self.log.info("Message sent to Jules session %s.", sid)
         if not self.wait_for_completion:
             return None
-        return self._wait(context, self._new_watch(sid, settle=True))
+        return self._wait(context, self._new_watch(sid, settle_after=before))
 
 
 class JulesApprovePlanOperator(_JulesWaitingBase):
@@ -673,7 +678,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
         self.log.info("Approved the plan of Jules session %s.", sid)
         if not self.wait_for_completion:
             return None
-        return self._wait(context, self._new_watch(sid, settle=True))
+        return self._wait(context, self._new_watch(sid, settle_after=session.get("updateTime")))
 
 
 class JulesGetSessionOperator(_JulesBase):

@@ -16,10 +16,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jules._waiting import DEFAULT_MAX_POLL_ERRORS, Watch, is_fatal
+from airflow_provider_jules._waiting import CLEANUP_ACTIONS, DEFAULT_MAX_POLL_ERRORS, Watch, is_fatal
 from airflow_provider_jules.results import format_activity
 
-CLEANUP_ACTIONS = ("archive", "delete", "keep")
 #: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).
 MAX_POLLS = 1_000_000
 

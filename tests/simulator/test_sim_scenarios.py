@@ -227,7 +227,6 @@ def test_many_idle_sessions_are_cheap(api: Api, sim: JulesSimulator) -> None:
     assert sim.stats()["sessions_live"] == 500
 
 
-
 def test_no_changes_scenario_completes_without_change_set_or_outputs(api: Api) -> None:
     created = api.create("Check the code sim:scenario=no_changes", automationMode="AUTO_CREATE_PR")
     session = api.wait_state(created["id"], "COMPLETED")

@@ -1,0 +1,103 @@
+"""Integration fixtures: a migrated Airflow DB, the simulator, and a way to run DAGs with dag.test()."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig
+from airflow_provider_jules.simulator.pytest_plugin import (  # noqa: F401 - fixtures
+    _jules_simulator_server,
+    jules_simulator,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def jules_simulator_config() -> SimulatorConfig:
+    # Fast clock: a whole happy session lasts well under a second; the 600 s approval timeout ~1.5 s.
+    return SimulatorConfig(api_key="sim-key-integration", speed=400.0, seed=7)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+
+
+@pytest.fixture
+def sim(jules_simulator: JulesSimulator, monkeypatch: pytest.MonkeyPatch) -> JulesSimulator:  # noqa: F811
+    monkeypatch.setenv("AIRFLOW_CONN_JULES_DEFAULT", jules_simulator.conn_json)
+    return jules_simulator
+
+
+def load_dag_module(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_dags_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class DagRunResult:
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[str, str | None]
+
+    def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = (
+                session.query(XComModel)
+                .filter_by(
+                    dag_id=self.dag_id, run_id=self.run_id, task_id=task_id, key=key, map_index=map_index
+                )
+                .one_or_none()
+            )
+            # The raw JSON value: XComModel.deserialize_value would json-decode a numeric string into an int.
+            return None if row is None else row.value
+
+    def xcom_keys(self, task_id: str) -> set[str]:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            rows = session.query(XComModel).filter_by(dag_id=self.dag_id, run_id=self.run_id, task_id=task_id)
+            return {row.key for row in rows}
+
+
+def run_dag(dag: Any) -> DagRunResult:
+    """Run a DAG with dag.test() (triggers run in-process) and read back its states."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    dag_run = dag.test()
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag.dag_id, run_id=dag_run.run_id).all()
+        states = {
+            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): (
+                str(getattr(ti.state, "value", ti.state)) if ti.state is not None else None
+            )
+            for ti in tis
+        }
+    return DagRunResult(
+        dag.dag_id, dag_run.run_id, str(getattr(dag_run.state, "value", dag_run.state)), states
+    )
+
+
+@pytest.fixture(scope="session")
+def test_dags(airflow_db: None) -> Iterator[Any]:
+    yield load_dag_module(REPO / "tests" / "dags" / "jules_test_dags.py")
