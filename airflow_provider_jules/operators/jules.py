@@ -54,6 +54,8 @@ NEW_SESSION_GRACE = 120.0
 FEEDBACK_POLICIES = ("fail", "wait", "reply")
 #: Outcomes that fail the task even when the wait reached its target state.
 FAILING_OUTCOMES = frozenset({Outcome.FAILED.value, Outcome.TIMED_OUT.value, Outcome.PLAN_NOT_APPROVED.value})
+#: Seconds between the listings that look for the session of an ambiguous create.
+RECONCILE_WAITS = (2.0, 4.0)
 STATE_KEY = "jules_session_id"  # task_state_store key (Airflow >= 3.3); renaming it breaks in-flight retries
 
 
@@ -584,7 +586,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         """Newest visible session whose title carries ``marker`` (bounded: 5 pages of 100 per attempt)."""
         for attempt in range(attempts):
             if attempt:
-                time.sleep(min(2.0**attempt, 8.0))
+                time.sleep(RECONCILE_WAITS[min(attempt, len(RECONCILE_WAITS)) - 1])
             found: list[Json] = []
             for index, session in enumerate(self.hook.list_sessions(page_size=100)):
                 if marker in str(session.get("title") or ""):
