@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def jules_simulator_config() -> SimulatorConfig:
-    # Fast clock: a whole happy session lasts well under a second; the 600 s approval timeout ~1.5 s.
-    return SimulatorConfig(api_key="sim-key-integration", speed=400.0, seed=7)
+    # Fast clock: a whole happy session lasts well under a second. Plans wait for approval 40 simulated
+    # minutes (6 s here), longer than any slow DAG run needs; tests that want the silent completion (Q15)
+    # jump the clock with `advance_when_created`.
+    return SimulatorConfig(api_key="sim-key-integration", speed=400.0, seed=7, approval_timeout=2400.0)
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +43,28 @@ def airflow_db() -> None:
 def sim(jules_simulator: JulesSimulator, monkeypatch: pytest.MonkeyPatch) -> JulesSimulator:  # noqa: F811
     monkeypatch.setenv("AIRFLOW_CONN_JULES_DEFAULT", jules_simulator.conn_json)
     return jules_simulator
+
+
+@contextlib.contextmanager
+def advance_when_created(sim: JulesSimulator, seconds: float, *, within: float = 60.0) -> Iterator[None]:
+    """Jump the simulator's clock by ``seconds`` as soon as a session exists (from a helper thread)."""
+    stop = threading.Event()
+
+    def jump() -> None:
+        deadline = time.monotonic() + within
+        while not stop.is_set() and time.monotonic() < deadline:
+            if sim.sessions_created:
+                sim.advance(seconds)
+                return
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=jump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def load_dag_module(path: Path) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import run_dag
+from tests.integration.conftest import advance_when_created, run_dag
 
 MODES = ["deferrable", "sync"]
 
@@ -56,7 +56,8 @@ def _failed_with(run, capfd, outcome: str) -> str:
 
 
 def test_plan_not_approved_silent_completion_fails(test_dags, sim, mode, capfd):
-    run = run_dag(getattr(test_dags, f"jules_plan_not_approved_{mode}"))
+    with advance_when_created(sim, 3600):  # nobody approves: after the approval timeout, COMPLETED
+        run = run_dag(getattr(test_dags, f"jules_plan_not_approved_{mode}"))
     text = _failed_with(run, capfd, "plan_not_approved")
     assert "quirk Q15" in text
 

@@ -1,0 +1,262 @@
+"""JulesSessionTrigger: serialization, every event status, transient errors, deadlines, restarts, on_kill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_jules.client.errors import JulesNotFoundError, JulesServerError
+from airflow_provider_jules.triggers.jules import JulesSessionTrigger
+
+SID = "14550388554331055113"
+CLASSPATH = "airflow_provider_jules.triggers.jules.JulesSessionTrigger"
+
+
+def act(i: int, kind: str = "progressUpdated", originator: str = "agent", **payload: Any) -> dict[str, Any]:
+    body = payload or {"title": f"step {i}"}
+    return {
+        "name": f"sessions/{SID}/activities/{i:032x}",
+        "id": f"{i:032x}",
+        "createTime": f"2026-01-01T00:00:{i:02d}.000001Z",
+        "originator": originator,
+        kind: body,
+    }
+
+
+class FakeHook:
+    """Scripted async hook: one entry per poll, each a session dict (or an exception) and activities."""
+
+    instances: list[FakeHook] = []
+    polls: list[tuple[Any, list[dict[str, Any]]]] = []
+
+    def __init__(self, conn_id: str = "jules_default") -> None:
+        self.conn_id = conn_id
+        self.calls: list[tuple[str, Any]] = []
+        self.closed = False
+        FakeHook.instances.append(self)
+
+    async def aget_session(self, session_id: str) -> dict[str, Any]:
+        self.calls.append(("get", session_id))
+        session, _ = FakeHook.polls[0]
+        if isinstance(session, BaseException):
+            FakeHook.polls.pop(0)
+            raise session
+        return dict(session)
+
+    async def alist_activities(
+        self, session_id: str, *, created_after: Any = None, new_session: bool = False
+    ):
+        self.calls.append(("list", created_after))
+        _, activities = FakeHook.polls.pop(0) if len(FakeHook.polls) > 1 else FakeHook.polls[0]
+        for a in activities:
+            yield a
+
+    async def aarchive_session(self, session_id: str) -> dict[str, Any]:
+        self.calls.append(("archive", session_id))
+        return {}
+
+    async def adelete_session(self, session_id: str) -> None:
+        self.calls.append(("delete", session_id))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def hook(monkeypatch):
+    import airflow_provider_jules.hooks.jules as hooks
+
+    FakeHook.instances = []
+    FakeHook.polls = []
+    monkeypatch.setattr(hooks, "JulesHook", FakeHook)
+    return FakeHook
+
+
+def session(state: str, update: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"name": f"sessions/{SID}", "id": SID, "state": state, "updateTime": update}
+
+
+def run(trigger: JulesSessionTrigger, timeout: float = 10) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        return [e.payload async for e in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), timeout))
+
+
+def make(**kwargs: Any) -> JulesSessionTrigger:
+    kwargs.setdefault("poll_interval", 0.001)
+    kwargs.setdefault("end_time", time.time() + 30)
+    return JulesSessionTrigger(session_id=SID, **kwargs)
+
+
+def test_serialize_is_plain_json_and_round_trips():
+    trigger = JulesSessionTrigger(
+        session_id=SID,
+        jules_conn_id="my_jules",
+        poll_interval=5,
+        end_time=1_900_000_000.5,
+        stall_timeout=600,
+        target_states=["AWAITING_PLAN_APPROVAL"],
+        stop_on_feedback=False,
+        cursor="2026-01-01T00:00:01.000001Z",
+        last_progress_at=1_800_000_000.0,
+        settle_after="2026-01-01T00:00:00Z",
+        max_poll_errors=3,
+        on_kill_action="delete",
+        new_session_until=1_800_000_100.0,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == CLASSPATH
+    assert kwargs == {
+        "session_id": SID,
+        "jules_conn_id": "my_jules",
+        "poll_interval": 5.0,
+        "end_time": 1_900_000_000.5,
+        "stall_timeout": 600,
+        "target_states": ["AWAITING_PLAN_APPROVAL"],
+        "stop_on_feedback": False,
+        "cursor": "2026-01-01T00:00:01.000001Z",
+        "last_progress_at": 1_800_000_000.0,
+        "settle_after": "2026-01-01T00:00:00Z",
+        "max_poll_errors": 3,
+        "on_kill_action": "delete",
+        "new_session_until": 1_800_000_100.0,
+    }
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert JulesSessionTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_reaching_a_target_state_yields_one_target_event_and_streams_activities(hook, capfd):
+    plan = {"plan": {"id": "p", "steps": [{"id": "s", "title": "Do it"}]}}
+    hook.polls = [
+        (session("PLANNING"), [act(1, "planGenerated", **plan)]),
+        (session("IN_PROGRESS"), [act(2, "planApproved", "user", planId="p"), act(3)]),
+        (session("COMPLETED"), [act(4, "sessionCompleted", __empty=True)]),
+    ]
+    events = run(make())
+    assert [(e["status"], e["state"], e["cursor"]) for e in events] == [
+        ("target", "COMPLETED", "2026-01-01T00:00:04.000001Z")
+    ]
+    log = "".join(capfd.readouterr())
+    assert "[Jules] Plan generated (1 step): 1. Do it" in log
+    assert "[Jules] Progress: step 3" in log
+    (instance,) = hook.instances
+    assert instance.closed  # one client for the trigger's life, closed at the end
+    lists = [c[1] for c in instance.calls if c[0] == "list"]
+    assert lists == [None, "2026-01-01T00:00:01.000001Z", "2026-01-01T00:00:03.000001Z"]  # incremental
+
+
+def test_failed_session_yields_terminal_event(hook):
+    hook.polls = [(session("FAILED"), [act(1, "sessionFailed", reason="boom")])]
+    assert [e["status"] for e in run(make())] == ["terminal"]
+
+
+def test_question_yields_needs_input_with_the_question_id(hook):
+    hook.polls = [(session("AWAITING_USER_FEEDBACK"), [act(7, "agentMessaged", agentMessage="Which DB?")])]
+    (event,) = run(make())
+    assert (event["status"], event["question_activity_id"]) == ("needs_input", f"{7:032x}")
+
+
+def test_question_is_not_an_end_when_waiting_for_an_answer(hook):
+    hook.polls = [(session("AWAITING_USER_FEEDBACK"), []), (session("COMPLETED"), [])]
+    assert [e["status"] for e in run(make(stop_on_feedback=False))] == ["target"]
+
+
+def test_unknown_state_keeps_polling(hook):
+    hook.polls = [
+        (session("AWAITING_SOMETHING"), [act(1, "environmentPrepared", x=1)]),
+        (session("COMPLETED"), []),
+    ]
+    assert [e["status"] for e in run(make())] == ["target"]
+
+
+def test_transient_errors_are_tolerated_and_never_a_session_failure(hook):
+    boom = JulesServerError("unavailable", http_status=503)
+    hook.polls = [(boom, []), (boom, []), (session("COMPLETED"), [])]
+    assert [e["status"] for e in run(make(max_poll_errors=3))] == ["target"]
+
+
+def test_exhausted_error_budget_yields_error_event(hook):
+    boom = JulesServerError("unavailable", http_status=503)
+    hook.polls = [(boom, [])] * 3 + [(session("COMPLETED"), [])]
+    (event,) = run(make(max_poll_errors=3))
+    assert (event["status"], event["reason"]) == ("error", "polling_errors")
+    assert "3 times in a row" in event["message"]
+
+
+def test_fatal_error_ends_at_once(hook):
+    hook.polls = [(JulesNotFoundError("gone", http_status=404), [])]
+    (event,) = run(make())
+    assert (event["status"], event["reason"]) == ("error", "api_error")
+
+
+def test_deadline_yields_timeout(hook):
+    hook.polls = [(session("IN_PROGRESS"), [])]
+    (event,) = run(make(end_time=time.time() + 0.05, poll_interval=0.01))
+    assert (event["status"], event["reason"]) == ("timeout", "deadline")
+
+
+def test_deadline_already_past_when_recreated_ends_at_first_poll(hook):
+    hook.polls = [(session("IN_PROGRESS"), [])]
+    (event,) = run(make(end_time=time.time() - 1))
+    assert (event["status"], event["reason"]) == ("timeout", "deadline")
+    assert len([c for c in hook.instances[0].calls if c[0] == "get"]) == 1
+
+
+def test_no_progress_for_stall_timeout_yields_timeout_stall(hook):
+    hook.polls = [(session("IN_PROGRESS"), [])]
+    (event,) = run(make(stall_timeout=0.05, poll_interval=0.01))
+    assert (event["status"], event["reason"]) == ("timeout", "stall")
+    assert "stalled" in event["message"]
+
+
+def test_activity_resets_the_stall_clock(hook):
+    hook.polls = [(session("IN_PROGRESS"), [act(i)]) for i in range(1, 6)] + [(session("COMPLETED"), [])]
+    assert [e["status"] for e in run(make(stall_timeout=5, poll_interval=0.001))] == ["target"]
+
+
+def test_recreated_trigger_resumes_with_same_deadline_and_cursor(hook):
+    """A trigger rebuilt from its serialized kwargs (another triggerer) continues where the kwargs say."""
+    end = time.time() + 0.2
+    first = make(end_time=end, cursor="2026-01-01T00:00:02.000001Z", last_progress_at=time.time())
+    _, kwargs = first.serialize()
+    hook.polls = [(session("IN_PROGRESS"), [act(3)])]
+    (event,) = run(JulesSessionTrigger(**kwargs))
+    assert (event["status"], event["reason"], event["end_time"]) == ("timeout", "deadline", end)
+    lists = [c[1] for c in hook.instances[0].calls if c[0] == "list"]
+    assert lists[0] == "2026-01-01T00:00:02.000001Z"
+    assert event["cursor"] == "2026-01-01T00:00:03.000001Z"
+
+
+def test_settle_ignores_the_state_from_before_our_message(hook):
+    old = "2026-01-01T00:00:00Z"
+    hook.polls = [
+        (session("COMPLETED", old), [act(1, "userMessaged", "user", userMessage="more")]),
+        (session("IN_PROGRESS", "2026-01-01T00:01:00Z"), []),
+        (session("COMPLETED", "2026-01-01T00:02:00Z"), []),
+    ]
+    (event,) = run(make(settle_after=old))
+    assert event["status"] == "target"
+    assert len([c for c in hook.instances[0].calls if c[0] == "get"]) == 3
+
+
+@pytest.mark.parametrize(("action", "call"), [("archive", "archive"), ("delete", "delete"), ("keep", None)])
+def test_on_kill_stops_the_session_as_told(hook, action, call):
+    asyncio.run(make(on_kill_action=action).on_kill())
+    calls = [c for h in hook.instances for c in h.calls]
+    assert calls == ([(call, SID)] if call else [])
+    assert all(h.closed for h in hook.instances)
+
+
+def test_cleanup_does_not_touch_the_session(hook):
+    asyncio.run(make(on_kill_action="delete").cleanup())
+    assert hook.instances == []
+
+
+def test_bad_on_kill_action_is_refused():
+    with pytest.raises(ValueError, match="on_kill_action"):
+        JulesSessionTrigger(session_id=SID, on_kill_action="cancel")
