@@ -1,0 +1,171 @@
+"""Every example DAG, run with dag.test() against the simulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import REPO, load_dag_module, run_dag
+
+
+@pytest.fixture
+def examples(airflow_db: None, sim: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("JULES_EXAMPLE_POLL_INTERVAL", "0.05")
+
+    def load(name: str) -> Any:
+        return load_dag_module(REPO / "example_dags" / f"{name}.py")
+
+    return load
+
+
+def test_quickstart_hands_the_pr_url_downstream(examples, sim):
+    module = examples("jules_quickstart")
+    run = run_dag(module.dag)
+    assert run.task_states == {"fix_flaky_tests": "success", "review_pull_request": "success"}
+    result = run.xcom("fix_flaky_tests")
+    assert result["outcome"] == "completed"
+    assert run.xcom("review_pull_request") == result["pull_request_url"]
+    assert result["pull_request_url"].startswith("https://github.com/bobalover/boba/pull/")
+
+
+def test_nightly_batch_fans_out_under_a_pool_and_reports(examples, sim):
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("jules_sessions", 3, "Jules concurrent sessions", include_deferred=True)
+    module = examples("jules_nightly_batch")
+    from airflow_provider_jules.hooks.jules import JulesHook
+
+    names = [s["name"] for s in JulesHook().list_sources()][:3]
+    assert len(names) == 3
+    run_conf = {"source_filter": " OR ".join(f"name={n}" for n in names)}
+    dag_run = module.dag.test(run_conf=run_conf)
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    from tests.integration.conftest import DagRunResult
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=module.dag.dag_id, run_id=dag_run.run_id).all()
+        states = {(ti.task_id, ti.map_index): str(getattr(ti.state, "value", ti.state)) for ti in tis}
+        pools = {ti.task_id: ti.pool for ti in tis}
+    run = DagRunResult(
+        module.dag.dag_id, dag_run.run_id, str(getattr(dag_run.state, "value", dag_run.state)), {}
+    )
+    assert run.state == "success"
+    assert {k: v for k, v in states.items() if k[0] == "fix_flaky_tests"} == {
+        ("fix_flaky_tests", i): "success" for i in range(3)
+    }
+    assert pools["fix_flaky_tests"] == "jules_sessions"
+    assert Pool.get_pool("jules_sessions").include_deferred is True
+    assert run.xcom("list_repositories") == names
+    report = run.xcom("report")
+    assert report["repositories"] == 3 and report["pull_requests"] == 3
+    assert [r["source"] for r in report["rows"]] == names
+    assert {r["outcome"] for r in report["rows"]} == {"completed"}
+    assert sim.sessions_created == 3
+
+
+def test_asset_pipeline_records_the_pr_url_in_the_asset_event(examples, sim):
+    module = examples("jules_asset_pipeline")
+    run = run_dag(module.update_dag)
+    assert run.task_states == {"update_client": "success", "publish_pull_request": "success"}
+    url = run.xcom("update_client")["pull_request_url"]
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter_by(uri="jules://client-library/pull-request").one()
+        events = session.query(AssetEvent).filter_by(asset_id=asset.id).all()
+        assert [e.extra["pull_request_url"] for e in events][-1] == url
+        queued = session.query(AssetDagRunQueue).filter_by(asset_id=asset.id).all()
+        # The scheduler turns this queue entry into a run of the release DAG.
+        assert "jules_release_client_library" in {q.target_dag_id for q in queued}
+    assert module.release_dag.timetable.asset_condition is not None
+
+
+def _respond_to_hitl(
+    dag_id: str, task_id: str, option: str, stop: threading.Event, errors: list[str]
+) -> None:
+    """Answer an ApprovalOperator from outside, as the Required Actions UI or the HITL REST API does.
+
+    Retries while the DB is busy (SQLite allows one writer; dag.test() writes too); bounded in time.
+    """
+    deadline = time.monotonic() + 90
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            if _respond_once(dag_id, task_id, option):
+                return
+        except Exception as exc:  # e.g. "database is locked": try again
+            errors.append(f"{type(exc).__name__}: {exc}")
+        stop.wait(0.1)
+    errors.append("no HITL request to answer")
+
+
+def _respond_once(dag_id: str, task_id: str, option: str) -> bool:
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils import timezone
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_id, task_id=task_id).all()
+        for ti in tis:
+            detail = session.get(HITLDetail, ti.id)
+            if detail is None or detail.responded_at is not None:
+                continue
+            detail.responded_by = {"id": "reviewer", "name": "reviewer"}
+            detail.responded_at = timezone.utcnow()
+            detail.chosen_options = [option]
+            detail.params_input = {}
+            session.add(detail)
+            if str(getattr(ti.state, "value", ti.state)) == "awaiting_input":  # Airflow >= 3.3: resume it
+                from airflow.models.trigger import handle_event_submit
+                from airflow.triggers.base import TriggerEvent
+
+                handle_event_submit(
+                    TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
+                )
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("Approve", {"approve_plan": "success", "discard_rejected_session": "skipped"}),
+        ("Reject", {"approve_plan": "skipped", "discard_rejected_session": "success"}),
+    ],
+)
+def test_plan_review_with_a_human_approval(examples, sim, option, expected):
+    module = examples("jules_plan_review")
+    # Import the ORM in this thread first: two threads configuring SQLAlchemy mappers at once deadlock.
+    import airflow.models.dagrun
+    import airflow.models.hitl
+    import airflow.models.taskinstance
+    import airflow.models.trigger  # noqa: F401
+
+    stop = threading.Event()
+    errors: list[str] = []
+    responder = threading.Thread(
+        target=_respond_to_hitl, args=("jules_plan_review", "review_plan", option, stop, errors), daemon=True
+    )
+    responder.start()
+    try:
+        run = run_dag(module.dag)
+    finally:
+        stop.set()
+        responder.join(5)
+    assert "no HITL request to answer" not in errors, errors
+    assert {k: run.task_states[k] for k in expected} == expected
+    assert run.task_states["wait_for_plan"] == "success"
+    plan_md = run.xcom("plan_as_markdown")
+    assert plan_md.startswith("Jules's plan for") and "1. **" in plan_md
+    if option == "Approve":
+        assert run.xcom("approve_plan")["outcome"] == "completed"
+        assert len(sim.requests("approve_plan")) == 1
+    else:
+        assert not sim.requests("approve_plan")
+        assert len(sim.requests("delete_session")) == 1
