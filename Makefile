@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
 clean:
 	rm -rf .venv .venv-* .tmp docs/_build
@@ -52,3 +52,6 @@ bench: $(BENCH_STAMP)
 # Documentation (issue #6): Sphinx built-ins only (alabaster theme), warnings are errors.
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+demo: $(STAMP)
+	$(BIN)/python example_dags/run_demo.py

@@ -218,6 +218,20 @@ class Watch:
         return max(0.0, wait)
 
 
+def is_fatal_poll_error(exc: BaseException) -> bool:
+    """Whether a failed poll (GET session, then GET its activities) ends the wait at once.
+
+    A 404 on the *activities* of a session is eventual consistency after create (quirk Q18) and can outlast
+    the client's own short 404 grace (e.g. on an adopted session): it counts against the polling error
+    budget like a 5xx. A 404 on the session itself (deleted) stays fatal.
+    """
+    from airflow_provider_jules.client.errors import JulesNotFoundError
+
+    if isinstance(exc, JulesNotFoundError) and exc.path.endswith("/activities"):
+        return False
+    return is_fatal(exc)
+
+
 def is_fatal(exc: BaseException) -> bool:
     """Errors that no retry can fix: bad key, bad request, unknown session, exhausted quota."""
     from airflow_provider_jules.client.errors import (

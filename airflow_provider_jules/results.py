@@ -76,6 +76,7 @@ from airflow_provider_jules.client.models import activity_time_ns as _activity_t
 __all__ = [
     "DEFAULT_INLINE_PATCH_LIMIT",
     "FAILED_WITHOUT_REASON",
+    "MAX_TEXT_CHARS",
     "MAX_TITLE_CHARS",
     "RESULT_KEYS",
     "Outcome",
@@ -87,8 +88,11 @@ __all__ = [
 
 Json = dict[str, Any]
 
-DEFAULT_INLINE_PATCH_LIMIT = 262_144
+#: XCom rows of some databases hold 64 KiB (MySQL BLOB): the inline patch stays below that by default.
+DEFAULT_INLINE_PATCH_LIMIT = 60_000
 MAX_TITLE_CHARS = 2_000
+#: Free texts (PR descriptions, the agent's last message) are cut to this many characters, keeping XCom small.
+MAX_TEXT_CHARS = 4_000
 FAILED_WITHOUT_REASON = "Jules reported the session as FAILED without a reason; open the session to see why."
 RESULT_KEYS = (
     "session_id",
@@ -154,6 +158,10 @@ def _utf8(text: str) -> bytes:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
+
+
+def _cut_or_none(text: str | None, limit: int) -> str | None:
+    return None if text is None else _cut(text, limit)
 
 
 def _one_line(text: str) -> str:
@@ -349,7 +357,7 @@ def _pull_requests(session: Json) -> list[Json]:
                 {
                     "url": _text(pr.get("url")),
                     "title": _str(pr.get("title")),
-                    "description": _str(pr.get("description")),
+                    "description": _cut_or_none(_str(pr.get("description")), MAX_TEXT_CHARS),
                     "base_ref": _text(pr.get("baseRef")),
                     "head_ref": _text(pr.get("headRef")),
                 }
@@ -539,7 +547,9 @@ def build_result(
         "pull_request_url": pull_requests[0]["url"] if pull_requests else None,
         "change_set": _change_set_result(change_sets, inline_patch_limit, write_patch),
         "plan": _plan(ordered),
-        "last_agent_message": _last_text(ordered, "agentMessaged", "agentMessage"),
+        "last_agent_message": _cut_or_none(
+            _last_text(ordered, "agentMessaged", "agentMessage"), MAX_TEXT_CHARS
+        ),
         "failure_reason": failure_reason,
     }
 

@@ -26,6 +26,7 @@ from airflow_provider_jules._waiting import (
     MAX_POLLS_IN_WORKER,
     Watch,
     is_fatal,
+    is_fatal_poll_error,
     validate_event,
 )
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError, JulesNotFoundError
@@ -36,7 +37,7 @@ from airflow_provider_jules.links.jules import (
     JulesPullRequestLink,
     JulesSessionLink,
 )
-from airflow_provider_jules.results import Outcome, build_result, format_activity
+from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result, format_activity
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,8 +48,6 @@ Json = dict[str, Any]
 
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_TIMEOUT = timedelta(hours=4)
-#: XCom rows of some databases hold 64 KiB (MySQL BLOB): keep the inline patch below that.
-DEFAULT_INLINE_PATCH_LIMIT = 60_000
 #: Seconds a 404 on a new session's activities counts as eventual consistency (quirk Q18).
 NEW_SESSION_GRACE = 120.0
 FEEDBACK_POLICIES = ("fail", "wait", "reply")
@@ -56,6 +55,8 @@ FEEDBACK_POLICIES = ("fail", "wait", "reply")
 FAILING_OUTCOMES = frozenset({Outcome.FAILED.value, Outcome.TIMED_OUT.value, Outcome.PLAN_NOT_APPROVED.value})
 #: Seconds between the listings that look for the session of an ambiguous create.
 RECONCILE_WAITS = (2.0, 4.0)
+#: Outcomes that a retry cannot change (it would adopt the same, finished session): they fail at once.
+FINAL_OUTCOMES = frozenset({Outcome.PLAN_NOT_APPROVED.value})
 STATE_KEY = "jules_session_id"  # task_state_store key (Airflow >= 3.3); renaming it breaks in-flight retries
 
 
@@ -101,9 +102,7 @@ def _fail_fast(exc: BaseException) -> BaseException:
 
 
 class _JulesBase(BaseOperator):
-    """Shared base: the connection, the hook and the extra links."""
-
-    operator_extra_links = (JulesSessionLink(), JulesPullRequestLink())
+    """Shared base: the connection and the hook."""
 
     def __init__(self, *, jules_conn_id: str = "jules_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -115,8 +114,27 @@ class _JulesBase(BaseOperator):
 
         return JulesHook(self.jules_conn_id)
 
+    def _push_session(self, context: Context, session: Json) -> None:
+        """XCom the session's id and links at once: the extra links work while the task is deferred."""
+        ti = context["ti"]
+        prs = [
+            o["pullRequest"]
+            for o in session.get("outputs") or []
+            if isinstance(o, dict) and "pullRequest" in o
+        ]
+        ti.xcom_push(key="session_id", value=session["id"])
+        ti.xcom_push(key=SESSION_URL_KEY, value=session.get("url") or "")
+        # None until Jules opens a PR: the link stays empty instead of logging a missing XCom.
+        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=(prs[0].get("url") if prs else None))
 
-class _JulesWaitingBase(_JulesBase):
+
+class _JulesSessionBase(_JulesBase):
+    """Operators about one session carry the "Jules Session" and "Jules Pull Request" links."""
+
+    operator_extra_links = (JulesSessionLink(), JulesPullRequestLink())
+
+
+class _JulesWaitingBase(_JulesSessionBase):
     """The wait-and-finish logic, written once for every operator that follows a session.
 
     :param wait_for_completion: wait for the session to finish before the task ends.
@@ -221,7 +239,7 @@ class _JulesWaitingBase(_JulesBase):
             )
         except Exception as exc:
             self.log.warning("Polling Jules session %s failed: %s", watch.session_id, exc)
-            return watch.observe_error(exc, time.time(), fatal=is_fatal(exc))
+            return watch.observe_error(exc, time.time(), fatal=is_fatal_poll_error(exc))
         watch.observe_activities(fresh)
         for activity in fresh:
             line = format_activity(activity)
@@ -286,7 +304,8 @@ class _JulesWaitingBase(_JulesBase):
             raise AirflowException(message + ". A retry of this task adopts the same session.")
         try:
             session = self.hook.get_session(sid)
-            activities = list(self.hook.list_activities(sid))
+            # The session exists (just read): a 404 on its activities is eventual consistency (Q18).
+            activities = list(self.hook.list_activities(sid, new_session=True))
         except Exception as exc:
             raise _fail_fast(exc) from exc
         if status == "needs_input" and self.on_user_feedback == "reply":
@@ -335,7 +354,11 @@ class _JulesWaitingBase(_JulesBase):
                 result["failure_reason"]
                 or f"the session is {result['state']}, which this task does not wait for."
             )
-        raise JulesSessionError(outcome, detail, session_id=sid, url=url)
+        error = JulesSessionError(outcome, detail, session_id=sid, url=url)
+        if outcome in FINAL_OUTCOMES:
+            # A retry would adopt the same session and meet the same end: fail without burning retries.
+            raise AirflowFailException(str(error)) from error
+        raise error
 
     def _reply_and_wait(self, context: Context, event: Json, session: Json, activities: list[Json]) -> Json:
         """Answer the current question once (never twice), then keep waiting with the same deadlines."""
@@ -391,6 +414,11 @@ class _JulesWaitingBase(_JulesBase):
         """The worker-side kill (non-deferrable wait): stop the session as configured, best effort."""
         if self._followed_session:
             self._cleanup(self._followed_session, self.on_kill_action, why="task killed")
+
+
+def _final_error(outcome: str, detail: str, *, session_id: str, url: str | None) -> AirflowFailException:
+    """A :class:`JulesSessionError` that no retry can fix, raised as AirflowFailException."""
+    return AirflowFailException(str(JulesSessionError(outcome, detail, session_id=session_id, url=url)))
 
 
 def run_marker(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
@@ -481,10 +509,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         except (JulesError, ValueError) as exc:
             raise _fail_fast(exc) from exc
         sid = session["id"]
-        ti = context["ti"]
-        ti.xcom_push(key="session_id", value=sid)
-        ti.xcom_push(key=SESSION_URL_KEY, value=session.get("url") or "")
-        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=None)  # set when Jules opens one; keeps the link quiet
+        self._push_session(context, session)
         self.log.info("Jules session %s: %s", sid, session.get("url") or "(no URL yet)")
         if not self.wait_for_completion:
             return build_result(session, [], inline_patch_limit=self.inline_patch_limit)
@@ -631,11 +656,12 @@ class JulesSendMessageOperator(_JulesWaitingBase):
                 raise JulesConfigError("prompt (the message to send) must be a non-empty string.")
             self._validate_wait_args()
             # The state before the message: the wait ignores it until the session changes (Q16).
-            before = self.hook.get_session(sid).get("updateTime") if self.wait_for_completion else None
+            session = self.hook.get_session(sid)
             self.hook.send_message(sid, self.prompt)
         except (JulesError, ValueError) as exc:
             raise _fail_fast(exc) from exc
-        context["ti"].xcom_push(key="session_id", value=sid)
+        self._push_session(context, session)
+        before = session.get("updateTime")
         self.log.info("Message sent to Jules session %s.", sid)
         if not self.wait_for_completion:
             return None
@@ -662,7 +688,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
             session = self.hook.get_session(sid)
             state = session.get("state")
             if state in ("COMPLETED", "FAILED"):
-                raise JulesSessionError(
+                raise _final_error(
                     Outcome.PLAN_NOT_APPROVED.value if state == "COMPLETED" else Outcome.FAILED.value,
                     f"the session is already {state}; its plan can no longer be approved.",
                     session_id=sid,
@@ -675,15 +701,14 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
             self.hook.approve_plan(sid)
         except (JulesError, ValueError) as exc:
             raise _fail_fast(exc) from exc
-        context["ti"].xcom_push(key="session_id", value=sid)
-        context["ti"].xcom_push(key=SESSION_URL_KEY, value=session.get("url") or "")
+        self._push_session(context, session)
         self.log.info("Approved the plan of Jules session %s.", sid)
         if not self.wait_for_completion:
             return None
         return self._wait(context, self._new_watch(sid, settle_after=session.get("updateTime")))
 
 
-class JulesGetSessionOperator(_JulesBase):
+class JulesGetSessionOperator(_JulesSessionBase):
     """Return the result dict of an existing session (outcome ``running`` while it still works)."""
 
     template_fields: Sequence[str] = ("session_id",)
@@ -699,14 +724,12 @@ class JulesGetSessionOperator(_JulesBase):
         try:
             sid = session_id(self.session_id)
             session = self.hook.get_session(sid)
-            activities = list(self.hook.list_activities(sid))
+            # The session exists (just read): a 404 on its activities is eventual consistency (Q18).
+            activities = list(self.hook.list_activities(sid, new_session=True))
         except (JulesError, ValueError) as exc:
             raise _fail_fast(exc) from exc
-        result = build_result(session, activities, inline_patch_limit=self.inline_patch_limit)
-        context["ti"].xcom_push(key=SESSION_URL_KEY, value=result["url"] or "")
-        if result["pull_request_url"]:
-            context["ti"].xcom_push(key=PULL_REQUEST_URL_KEY, value=result["pull_request_url"])
-        return result
+        self._push_session(context, session)
+        return build_result(session, activities, inline_patch_limit=self.inline_patch_limit)
 
 
 class JulesDeleteSessionOperator(_JulesBase):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_jules.client.errors import JulesError
+from airflow_provider_jules.client.errors import JulesConfigError, JulesError
 from airflow_provider_jules.client.models import session_id
 from airflow_provider_jules.operators.jules import DEFAULT_POLL_INTERVAL, _fail_fast, _JulesWaitingBase
 
@@ -69,11 +69,12 @@ class JulesSessionSensor(_JulesWaitingBase):
         try:
             sid = session_id(self.session_id)
             if isinstance(self.target_states, str) or not self.target_states:
-                raise ValueError(
+                raise JulesConfigError(
                     "target_states must be a non-empty list of states, e.g. ['AWAITING_PLAN_APPROVAL'], "
                     f"got {self.target_states!r}."
                 )
             self._validate_wait_args()
+            self._push_session(context, self.hook.get_session(sid))
         except (JulesError, ValueError) as exc:
             raise _fail_fast(exc) from exc
         return self._wait(context, self._new_watch(sid))

@@ -16,7 +16,12 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jules._waiting import CLEANUP_ACTIONS, DEFAULT_MAX_POLL_ERRORS, Watch, is_fatal
+from airflow_provider_jules._waiting import (
+    CLEANUP_ACTIONS,
+    DEFAULT_MAX_POLL_ERRORS,
+    Watch,
+    is_fatal_poll_error,
+)
 from airflow_provider_jules.results import format_activity
 
 #: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).
@@ -139,7 +144,7 @@ class JulesSessionTrigger(BaseTrigger):
                 )
             ]
         except Exception as exc:
-            fatal = is_fatal(exc)
+            fatal = is_fatal_poll_error(exc)
             self.log.warning("Polling Jules session %s failed: %s", self.session_id, exc)
             return watch.observe_error(exc, time.time(), fatal=fatal)
         watch.observe_activities(fresh)

@@ -260,3 +260,38 @@ def test_cleanup_does_not_touch_the_session(hook):
 def test_bad_on_kill_action_is_refused():
     with pytest.raises(ValueError, match="on_kill_action"):
         JulesSessionTrigger(session_id=SID, on_kill_action="cancel")
+
+
+def test_q18_404_on_activities_of_an_existing_session_is_transient(hook):
+    """The session was just read, so a 404 on its activities is eventual consistency, not a fatal error."""
+    gone = JulesNotFoundError("not found", http_status=404, path=f"/v1alpha/sessions/{SID}/activities")
+
+    async def flaky_activities(session_id: str, **kwargs: Any):
+        if len([c for c in hook.instances[0].calls if c[0] == "get"]) < 3:
+            raise gone
+        yield act(1)
+
+    hook.polls = [(session("IN_PROGRESS"), []), (session("IN_PROGRESS"), []), (session("COMPLETED"), [])]
+    trigger = make(max_poll_errors=3)
+
+    async def go() -> list[dict[str, Any]]:
+        events = []
+        async for e in trigger.run():
+            events.append(e.payload)
+        return events
+
+    import airflow_provider_jules.hooks.jules as hooks
+
+    original = FakeHook.alist_activities
+    FakeHook.alist_activities = lambda self, sid, **kw: flaky_activities(sid, **kw)  # type: ignore[method-assign]
+    try:
+        events = asyncio.run(asyncio.wait_for(go(), 10))
+    finally:
+        FakeHook.alist_activities = original  # type: ignore[method-assign]
+    assert hooks.JulesHook is FakeHook
+    assert [e["status"] for e in events] == ["target"]
+
+
+def test_404_on_the_session_itself_is_fatal(hook):
+    hook.polls = [(JulesNotFoundError("gone", http_status=404, path=f"/v1alpha/sessions/{SID}"), [])]
+    assert [(e["status"], e["reason"]) for e in run(make())] == [("error", "api_error")]
