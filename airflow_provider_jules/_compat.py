@@ -1,17 +1,24 @@
-"""Names that moved between Airflow 3.1 and 3.3, imported from where each version has them."""
+"""Names that moved between Airflow 3.1 and 3.3, imported from where each version has them.
+
+The ``type: ignore`` comments cover the version that lacks a name: mypy runs against 3.1 and 3.3.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 try:  # Airflow >= 3.2 (Task SDK)
-    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowFailException, TaskDeferred  # type: ignore[no-redef]
+    from airflow.exceptions import AirflowFailException, TaskDeferred  # type: ignore[no-redef,attr-defined]
 
 try:  # Airflow >= 3.2
-    from airflow.sdk import conf
+    from airflow.sdk import conf as _conf  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.1
-    from airflow.configuration import conf  # type: ignore[no-redef,assignment]
+    from airflow.configuration import conf as _conf  # type: ignore[no-redef,assignment]
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException  # type: ignore[attr-defined]
+
+conf: Any = _conf
 
 __all__ = ["AirflowException", "AirflowFailException", "TaskDeferred", "conf"]

@@ -61,7 +61,7 @@ STATE_KEY = "jules_session_id"  # task_state_store key (Airflow >= 3.3); renamin
 
 
 def _default_deferrable() -> bool:
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
 class JulesSessionError(AirflowException):
@@ -97,7 +97,8 @@ def _choice(name: str, value: str, choices: Iterable[str]) -> str:
 def _fail_fast(exc: BaseException) -> BaseException:
     """Errors no retry can fix (bad input, bad key, quota) fail the task at once, without burning retries."""
     if is_fatal(exc):
-        return AirflowFailException(str(exc))
+        failed: BaseException = AirflowFailException(str(exc))
+        return failed
     return exc
 
 
@@ -533,7 +534,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
 
     def _create_or_adopt(self, context: Context) -> tuple[Json, bool]:
         marker = self._marker(context)
-        store = context.get("task_state_store")  # type: ignore[misc]
+        store: Any = context.get("task_state_store")  # Airflow >= 3.3
         ti = context["ti"]
         if self.adopt_existing_session:
             adopted = self._find_earlier_session(store, marker, try_number=getattr(ti, "try_number", 1))
