@@ -60,6 +60,20 @@ def validate_event(event: object) -> Json:
     return event
 
 
+#: The fields of a Watch that a trigger carries in its kwargs (and so survive a triggerer restart).
+WATCH_KWARGS = (
+    "session_id",
+    "target_states",
+    "stop_on_feedback",
+    "end_time",
+    "stall_timeout",
+    "cursor",
+    "last_progress_at",
+    "settle_after",
+    "max_poll_errors",
+)
+
+
 @dataclass
 class Watch:
     """The state of one wait. Every field is plain JSON, so it survives serialization."""
@@ -79,6 +93,12 @@ class Watch:
     last_question_id: str | None = None
     update_time: str | None = None  # the session's last updateTime seen (a change is progress)
     saw_agent_activity: bool = False  # this run observed an activity that Jules (not we) created
+
+    def kwargs(self) -> Json:
+        """The persistent part of the wait, as plain JSON (see :data:`WATCH_KWARGS`)."""
+        out = {name: getattr(self, name) for name in WATCH_KWARGS}
+        out["target_states"] = list(self.target_states)
+        return out
 
     # ------------------------------------------------------------------------------------------ events
     def event(self, status: str, *, reason: str = "", message: str = "") -> Json:

@@ -259,17 +259,9 @@ class _JulesWaitingBase(_JulesSessionBase):
             remaining = max(0.0, (watch.end_time or time.time()) - time.time())
             self.defer(
                 trigger=JulesSessionTrigger(
-                    session_id=watch.session_id,
+                    **watch.kwargs(),
                     jules_conn_id=self.jules_conn_id,
                     poll_interval=poll_interval,
-                    end_time=watch.end_time,
-                    stall_timeout=watch.stall_timeout,
-                    target_states=watch.target_states,
-                    stop_on_feedback=watch.stop_on_feedback,
-                    cursor=watch.cursor,
-                    last_progress_at=watch.last_progress_at,
-                    settle_after=watch.settle_after,
-                    max_poll_errors=watch.max_poll_errors,
                     on_kill_action=self.on_kill_action,
                     new_session_until=new_session_until,
                 ),

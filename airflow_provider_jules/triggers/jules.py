@@ -19,6 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_jules._waiting import (
     CLEANUP_ACTIONS,
     DEFAULT_MAX_POLL_ERRORS,
+    WATCH_KWARGS,
     Watch,
     is_fatal_poll_error,
 )
@@ -101,17 +102,7 @@ class JulesSessionTrigger(BaseTrigger):
         )
 
     def _watch(self) -> Watch:
-        return Watch(
-            session_id=self.session_id,
-            target_states=list(self.target_states),
-            stop_on_feedback=self.stop_on_feedback,
-            end_time=self.end_time,
-            stall_timeout=self.stall_timeout,
-            cursor=self.cursor,
-            last_progress_at=self.last_progress_at,
-            settle_after=self.settle_after,
-            max_poll_errors=self.max_poll_errors,
-        )
+        return Watch(**{name: getattr(self, name) for name in WATCH_KWARGS})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_jules.hooks.jules import JulesHook
