@@ -86,24 +86,6 @@ def test_asset_pipeline_records_the_pr_url_in_the_asset_event(examples, sim):
     assert module.release_dag.timetable.asset_condition is not None
 
 
-def _respond_to_hitl(
-    dag_id: str, task_id: str, option: str, stop: threading.Event, errors: list[str]
-) -> None:
-    """Answer an ApprovalOperator from outside, as the Required Actions UI or the HITL REST API does.
-
-    Retries while the DB is busy (SQLite allows one writer; dag.test() writes too); bounded in time.
-    """
-    deadline = time.monotonic() + 90
-    while not stop.is_set() and time.monotonic() < deadline:
-        try:
-            if _respond_once(dag_id, task_id, option):
-                return
-        except Exception as exc:  # e.g. "database is locked": try again
-            errors.append(f"{type(exc).__name__}: {exc}")
-        stop.wait(0.1)
-    errors.append("no HITL request to answer")
-
-
 def _respond_once(dag_id: str, task_id: str, option: str) -> bool:
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance
@@ -172,27 +154,26 @@ def test_plan_review_flow_with_the_review_marked_successful(examples, sim):
 
 
 @pytest.mark.parametrize(("option", "expected"), HITL_CASES)
-def _test_plan_review_with_a_human_approval(examples, sim, option, expected):
+def _test_plan_review_with_a_human_approval(examples, sim, monkeypatch, option, expected):
+    """The reviewer answers while dag.test() waits for the human-in-the-loop task.
+
+    dag.test() polls for the answer with ``time.sleep(1)`` in the main thread; the answer is written from
+    that same thread, between two of its polls (SQLite allows one writer: no second thread writes).
+    """
     module = examples("jules_plan_review")
-    # Configure the ORM in this thread first: two threads configuring SQLAlchemy mappers at once deadlock.
-    import airflow.models
-    from sqlalchemy.orm import configure_mappers
+    real_sleep = time.sleep
+    answered: list[bool] = []
 
-    airflow.models.import_all_models()
-    configure_mappers()
+    def sleep_and_answer(seconds: float) -> None:
+        if not answered and threading.current_thread() is threading.main_thread():
+            if _respond_once("jules_plan_review", "review_plan", option):
+                answered.append(True)
+        real_sleep(seconds)
 
-    stop = threading.Event()
-    errors: list[str] = []
-    responder = threading.Thread(
-        target=_respond_to_hitl, args=("jules_plan_review", "review_plan", option, stop, errors), daemon=True
-    )
-    responder.start()
-    try:
-        run = run_dag(module.dag)
-    finally:
-        stop.set()
-        responder.join(5)
-    assert "no HITL request to answer" not in errors, errors
+    monkeypatch.setattr(time, "sleep", sleep_and_answer)
+    run = run_dag(module.dag)
+    monkeypatch.setattr(time, "sleep", real_sleep)
+    assert answered == [True]
     assert {k: run.task_states[k] for k in expected} == expected
     assert run.task_states["wait_for_plan"] == "success"
     plan_md = run.xcom("plan_as_markdown")
