@@ -61,6 +61,18 @@ class JulesHook(BaseHook):
     def __repr__(self) -> str:
         return f"JulesHook(jules_conn_id={self.jules_conn_id!r})"
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form for Airflow 3.1; 3.2+ reads the same from ``get_provider_info()``."""
+        from airflow_provider_jules.get_provider_info import get_provider_info
+
+        form = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+        return {
+            "hidden_fields": list(form["hidden-fields"]),
+            "relabeling": dict(form["relabeling"]),
+            "placeholders": dict(form["placeholders"]),
+        }
+
     # ------------------------------------------------------------------------------------------ wiring
     def _client_kwargs(self, conn: Connection) -> dict[str, Any]:
         from airflow.sdk.log import mask_secret

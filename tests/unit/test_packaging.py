@@ -86,3 +86,43 @@ HTTP_LIBS = {"requests", "httpx", "tenacity", "urllib3", "aiohttp"}
 )
 def test_package_root_and_provider_info_pull_in_no_http_library(code):
     assert not (_modules_after(code) & HTTP_LIBS)
+
+
+def _airflow_cli_json(*args: str) -> list[dict[str, str]]:
+    from pathlib import Path
+
+    airflow = Path(sys.executable).parent / "airflow"
+    out = subprocess.run(
+        [str(airflow), *args, "-o", "json"], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(out.stdout[out.stdout.index("[{") :])
+
+
+def test_airflow_providers_list_shows_the_provider():
+    rows = _airflow_cli_json("providers", "list")
+    assert {"package_name": "airflow-provider-jules", "version": "0.1.0"}.items() <= next(
+        r for r in rows if r["package_name"] == "airflow-provider-jules"
+    ).items()
+
+
+def test_airflow_providers_hooks_shows_the_jules_connection_type():
+    rows = _airflow_cli_json("providers", "hooks")
+    (row,) = [r for r in rows if r["connection_type"] == "jules"]
+    assert row["class"] == "airflow_provider_jules.hooks.jules.JulesHook"
+    assert row["hook_name"] == "Jules" and row["conn_id_attribute_name"] == "jules_conn_id"
+
+
+def test_connection_form_fields_are_api_key_and_base_url():
+    import airflow
+
+    from airflow_provider_jules.hooks.jules import JulesHook
+
+    expected = {"password": "API Key", "host": "Base URL"}
+    # Airflow 3.1 asks the hook (when its UI has wtforms); 3.2+ reads get_provider_info() without the hook.
+    assert JulesHook.get_ui_field_behaviour()["relabeling"] == expected
+    if tuple(int(p) for p in airflow.__version__.split(".")[:2]) >= (3, 2):
+        from airflow.providers_manager import ProvidersManager
+
+        behaviour = ProvidersManager().field_behaviours["jules"]
+        assert behaviour["relabeling"] == expected
+        assert set(behaviour["hidden_fields"]) == {"schema", "port", "login", "extra"}
