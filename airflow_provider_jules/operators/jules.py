@@ -473,9 +473,6 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         self.automation_mode = automation_mode
         self.adopt_existing_session = adopt_existing_session
 
-    def _target_states(self) -> list[str]:
-        return ["COMPLETED"]
-
     def _validate(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise JulesConfigError("prompt must be a non-empty string: tell Jules what to do.")

@@ -248,3 +248,25 @@ def test_quota_exhausted_is_failed_precondition_and_fails_fast(sim, fast):
     sim.replace_config(daily_quota=0)
     with pytest.raises(AirflowFailException, match="daily Jules session quota"):
         create_op().execute(context(FakeTI("d_quota", "r", "t"), None))
+
+
+# --------------------------------------------------------------------------------------- large patches
+def test_large_patch_goes_to_artifacts_path_and_the_result_keeps_its_uri(sim, fast, tmp_path):
+    op = create_op(inline_patch_limit=100, artifacts_path=f"file://{tmp_path}/jules")
+    result = op.execute(context(FakeTI("d_big", "manual__2026-01-01T00:00:00+00:00", "fix"), None))
+    change_set = result["change_set"]
+    assert change_set["patch"] is None and change_set["truncated"] is False
+    assert change_set["patch_bytes"] > 100
+    written = list((tmp_path / "jules").rglob("*.patch"))
+    assert [p.name for p in written] == [f"{result['session_id']}.patch"]
+    assert change_set["patch_uri"].endswith(f"/{result['session_id']}.patch")
+    content = written[0].read_text()
+    assert len(content.encode()) == change_set["patch_bytes"] and content.startswith("diff --git")
+    assert ":" not in str(written[0].relative_to(tmp_path))  # run ids' colons are not put in paths
+
+
+def test_large_patch_without_artifacts_path_is_truncated(sim, fast):
+    result = create_op(inline_patch_limit=100).execute(context(FakeTI("d_trunc", "r", "fix"), None))
+    change_set = result["change_set"]
+    assert change_set["truncated"] is True and change_set["patch_uri"] is None
+    assert len(change_set["patch"].encode()) <= 100 < change_set["patch_bytes"]
