@@ -58,6 +58,13 @@ class FakeHook:
     def send_message(self, sid: str, prompt: str) -> None:
         self.calls.append(("send_message", prompt))
 
+    def archive_session(self, sid: str) -> dict[str, Any]:
+        self.calls.append(("archive_session", sid))
+        return {}
+
+    def delete_session(self, sid: str) -> None:
+        self.calls.append(("delete_session", sid))
+
     def list_sessions(self, **kwargs: Any) -> list[dict[str, Any]]:
         self.calls.append(("list_sessions", kwargs))
         return []
@@ -182,3 +189,22 @@ def test_operator_module_import_pulls_in_no_http_stack():
     assert not added & ours, added & ours
     # requests is not loaded at all (httpx and tenacity are already imported by airflow.sdk itself)
     assert json.loads(lines[-1]) is False
+
+
+@pytest.mark.parametrize(
+    ("action", "call"), [("archive", "archive_session"), ("delete", "delete_session"), ("keep", None)]
+)
+def test_on_kill_in_the_worker_stops_the_followed_session_as_told(action, call):
+    hook = FakeHook(["IN_PROGRESS"])
+    op = operator(hook, deferrable=False, on_kill_action=action)
+    op._followed_session = SID  # set by the wait, which a kill interrupts
+    op.on_kill()
+    assert [c for c in hook.calls if c[0] in ("archive_session", "delete_session")] == (
+        [(call, SID)] if call else []
+    )
+
+
+def test_on_kill_before_any_session_does_nothing():
+    hook = FakeHook(["IN_PROGRESS"])
+    operator(hook).on_kill()
+    assert hook.calls == []
