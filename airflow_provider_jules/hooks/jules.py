@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_jules.client.errors import JulesConfigError, JulesError
+from airflow_provider_jules.client.errors import JulesConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -111,8 +111,6 @@ class JulesHook(BaseHook):
 
         try:
             conn = self.get_connection(self.jules_conn_id)
-        except JulesError:
-            raise
         except Exception as exc:
             if type(exc).__name__ == "AirflowNotFoundException":
                 raise self._not_found(exc) from None
