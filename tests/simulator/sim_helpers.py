@@ -68,3 +68,13 @@ class Api:
 def union_key(activity: dict[str, Any]) -> str | None:
     keys = set(activity) - {"name", "id", "description", "createTime", "originator", "artifacts"}
     return next(iter(keys)) if keys else None
+
+
+def bash_outputs(api: Api, sid: str) -> list[dict[str, Any]]:
+    """The bashOutput artifacts of a session's activities, oldest first."""
+    return [
+        art["bashOutput"]
+        for a in api.activities(sid)
+        for art in a.get("artifacts", [])
+        if "bashOutput" in art
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import httpx
-from sim_helpers import REPO, Api, union_key
+from sim_helpers import REPO, Api, bash_outputs, union_key
 
 from airflow_provider_jules.simulator import JulesSimulator
 
@@ -61,12 +61,7 @@ def test_q9_empty_replies_configurable_to_empty_object(api: Api, sim: JulesSimul
 def test_q11_exit_code_integer_and_omitted_when_zero(api: Api) -> None:
     sid = api.create("sim:scenario=bash_output sim:steps=6")["id"]
     api.wait_state(sid, "COMPLETED")
-    bash = [
-        art["bashOutput"]
-        for a in api.activities(sid)
-        for art in a.get("artifacts", [])
-        if "bashOutput" in art
-    ]
+    bash = bash_outputs(api, sid)
     assert "exitCode" not in bash[0]
     assert any(isinstance(b.get("exitCode"), int) and b["exitCode"] == 1 for b in bash)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sim_helpers import REPO, Api, union_key
+from sim_helpers import REPO, Api, bash_outputs, union_key
 
 from airflow_provider_jules.simulator import JulesSimulator
 
@@ -154,12 +154,7 @@ def test_failure_scenario(api: Api) -> None:
 def test_bash_output_scenario(api: Api) -> None:
     sid = api.create("sim:scenario=bash_output sim:steps=6")["id"]
     api.wait_state(sid, "COMPLETED")
-    bash = [
-        art["bashOutput"]
-        for a in api.activities(sid)
-        for art in a.get("artifacts", [])
-        if "bashOutput" in art
-    ]
+    bash = bash_outputs(api, sid)
     assert bash[0] == {
         "command": "pip install -e .",
         "output": "Successfully installed app-0.1.0",
