@@ -8,9 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 try:  # Airflow >= 3.2 (Task SDK)
-    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred  # type: ignore[attr-defined]
+    from airflow.sdk.exceptions import (  # type: ignore[attr-defined]
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
 except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowFailException, TaskDeferred  # type: ignore[no-redef,attr-defined]
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
 
 try:  # Airflow >= 3.2
     from airflow.sdk import conf as _conf  # type: ignore[attr-defined]
@@ -19,6 +29,19 @@ except ImportError:  # Airflow 3.1
 
 from airflow.sdk.exceptions import AirflowException  # type: ignore[attr-defined]
 
+try:  # Airflow >= 3.2
+    from airflow.sdk.bases.decorator import determine_kwargs  # type: ignore[attr-defined]
+except ImportError:  # Airflow 3.1
+    from airflow.utils.operator_helpers import determine_kwargs  # type: ignore[no-redef,attr-defined]
+
 conf: Any = _conf
 
-__all__ = ["AirflowException", "AirflowFailException", "TaskDeferred", "conf"]
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "TaskDeferred",
+    "conf",
+    "determine_kwargs",
+]

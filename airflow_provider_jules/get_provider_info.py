@@ -32,6 +32,9 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.triggers.jules"]}
         ],
+        "task-decorators": [
+            {"name": "jules", "class-name": "airflow_provider_jules.decorators.jules.jules_task"}
+        ],
         "extra-links": [
             "airflow_provider_jules.links.jules.JulesSessionLink",
             "airflow_provider_jules.links.jules.JulesPullRequestLink",

@@ -13,120 +13,65 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_jules._compat import AirflowException, AirflowFailException, conf
-from airflow_provider_jules._waiting import (
-    CLEANUP_ACTIONS,
-    MAX_POLLS_IN_WORKER,
-    Watch,
-    is_fatal,
-    is_fatal_poll_error,
-    validate_event,
-)
+from airflow_provider_jules._compat import AirflowException
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError, JulesNotFoundError
-from airflow_provider_jules.client.models import activity_kind, session_id, source_name
-from airflow_provider_jules.links.jules import (
-    PULL_REQUEST_URL_KEY,
-    SESSION_URL_KEY,
-    JulesPullRequestLink,
-    JulesSessionLink,
+from airflow_provider_jules.client.models import session_id, source_name
+from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
+from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result
+from airflow_provider_jules.session_wait import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    NEW_SESSION_GRACE,
+    JulesConnectionMixin,
+    JulesSessionError,
+    SessionWaitMixin,
+    choice,
+    default_deferrable,
+    fail_fast,
+    final_error,
+    flag,
 )
-from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result, format_activity
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_jules.hooks.jules import JulesHook
+    _OperatorBase = BaseOperator
+else:
+    _OperatorBase = object
 
 Json = dict[str, Any]
 
-DEFAULT_POLL_INTERVAL = 30.0
-DEFAULT_TIMEOUT = timedelta(hours=4)
-#: Seconds a 404 on a new session's activities counts as eventual consistency (quirk Q18).
-NEW_SESSION_GRACE = 120.0
-FEEDBACK_POLICIES = ("fail", "wait", "reply")
-#: Outcomes that fail the task even when the wait reached its target state.
-FAILING_OUTCOMES = frozenset({Outcome.FAILED.value, Outcome.TIMED_OUT.value, Outcome.PLAN_NOT_APPROVED.value})
+__all__ = [
+    "JulesApprovePlanOperator",
+    "JulesCreateSessionOperator",
+    "JulesDeleteSessionOperator",
+    "JulesGetSessionOperator",
+    "JulesListSourcesOperator",
+    "JulesSendMessageOperator",
+    "JulesSessionError",
+    "run_marker",
+]
+
 #: Seconds between the listings that look for the session of an ambiguous create.
 RECONCILE_WAITS = (2.0, 4.0)
-#: Outcomes that a retry cannot change (it would adopt the same, finished session): they fail at once.
-FINAL_OUTCOMES = frozenset({Outcome.PLAN_NOT_APPROVED.value})
 STATE_KEY = "jules_session_id"  # task_state_store key (Airflow >= 3.3); renaming it breaks in-flight retries
+SERIES_KEY = "jules_session_series"  # the max_tries of the try that stored STATE_KEY (a clear changes it)
+#: A ``prompt`` ending in one of these is a file next to the DAG (or in ``template_searchpath``).
+PROMPT_FILE_EXTENSIONS = (".md", ".txt", ".jinja")
 
 
-def _default_deferrable() -> bool:
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
-class JulesSessionError(AirflowException):
-    """A Jules session ended with an outcome that fails the task; carries the outcome and the session link."""
-
-    def __init__(self, outcome: str, detail: str, *, session_id: str, url: str | None) -> None:
-        self.outcome = outcome
-        self.session_id = session_id
-        self.url = url
-        where = f" Open {url} to see the session." if url else ""
-        super().__init__(f"Jules session {session_id} ended with outcome '{outcome}': {detail}{where}")
-
-
-def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise JulesConfigError(
-            f"{name} must be a positive number of seconds (or a timedelta), got {value!r}."
-        )
-    return float(value)
-
-
-def _choice(name: str, value: str, choices: Iterable[str]) -> str:
-    options = tuple(choices)
-    if value not in options:
-        raise JulesConfigError(f"{name} must be one of {options}, got {value!r}.")
-    return value
-
-
-def _fail_fast(exc: BaseException) -> BaseException:
-    """Errors no retry can fix (bad input, bad key, quota) fail the task at once, without burning retries."""
-    if is_fatal(exc):
-        failed: BaseException = AirflowFailException(str(exc))
-        return failed
-    return exc
-
-
-class _JulesBase(BaseOperator):
-    """Shared base: the connection and the hook."""
+class _JulesBase(JulesConnectionMixin, BaseOperator):
+    """Shared base: the connection (``jules_conn_id``, templated) and the hook."""
 
     def __init__(self, *, jules_conn_id: str = "jules_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.jules_conn_id = jules_conn_id
-
-    @cached_property
-    def hook(self) -> JulesHook:
-        from airflow_provider_jules.hooks.jules import JulesHook
-
-        return JulesHook(self.jules_conn_id)
-
-    def _push_session(self, context: Context, session: Json) -> None:
-        """XCom the session's id and links at once: the extra links work while the task is deferred."""
-        ti = context["ti"]
-        prs = [
-            o["pullRequest"]
-            for o in session.get("outputs") or []
-            if isinstance(o, dict) and "pullRequest" in o
-        ]
-        ti.xcom_push(key="session_id", value=session["id"])
-        ti.xcom_push(key=SESSION_URL_KEY, value=session.get("url") or "")
-        # None until Jules opens a PR: the link stays empty instead of logging a missing XCom.
-        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=(prs[0].get("url") if prs else None))
 
 
 class _JulesSessionBase(_JulesBase):
@@ -135,13 +80,14 @@ class _JulesSessionBase(_JulesBase):
     operator_extra_links = (JulesSessionLink(), JulesPullRequestLink())
 
 
-class _JulesWaitingBase(_JulesSessionBase):
-    """The wait-and-finish logic, written once for every operator that follows a session.
+class _JulesWaitingBase(SessionWaitMixin, _JulesSessionBase):
+    """The arguments of every operator that follows a session; the logic is in :mod:`..session_wait`.
 
     :param wait_for_completion: wait for the session to finish before the task ends.
     :param deferrable: free the worker slot while waiting (defaults to ``[operators] default_deferrable``).
     :param poll_interval: seconds between polls of the session.
-    :param timeout: how long to wait (seconds or timedelta), enforced as an absolute deadline by the trigger.
+    :param timeout: how long to wait (seconds or timedelta, at most 7 days), enforced as an absolute
+        deadline by the trigger.
     :param stall_timeout: fail with ``timed_out`` when nothing moves for this long (quirk Q17). None: off.
     :param on_timeout: what to do with the session on timeout: ``archive`` (default: it stops working and
         keeps its history), ``delete`` or ``keep``.
@@ -149,11 +95,17 @@ class _JulesWaitingBase(_JulesSessionBase):
     :param on_user_feedback: when Jules asks a question: ``fail`` (default), ``wait`` (for an answer given
         elsewhere) or ``reply`` (answer each question once with ``auto_reply`` and keep waiting).
     :param auto_reply: the answer sent with ``on_user_feedback="reply"``.
+    :param on_no_changes: what a ``completed_without_changes`` outcome does to the task: ``succeed``
+        (default, with a warning), ``skip`` (the result is still pushed, then the task is skipped, so
+        its downstream tasks skip too) or ``fail`` (at once, without retries).
     :param artifacts_path: ObjectStoragePath URL (``file://...``, ``s3://...``) where a patch larger than
         ``inline_patch_limit`` is written; its URI goes to ``change_set.patch_uri``.
     :param inline_patch_limit: bytes of patch kept inline in the XCom result.
     :param max_poll_errors: consecutive failed polls tolerated before the task fails (they never count as a
         session failure).
+
+    With ``outlets=[Asset(...)]``, each asset event carries ``extra`` = ``{session_id, url, outcome,
+    pull_request_url, files_changed}``.
     """
 
     def __init__(
@@ -168,6 +120,7 @@ class _JulesWaitingBase(_JulesSessionBase):
         on_kill_action: str = "archive",
         on_user_feedback: str = "fail",
         auto_reply: str | None = None,
+        on_no_changes: str = "succeed",
         artifacts_path: str | None = None,
         inline_patch_limit: int = DEFAULT_INLINE_PATCH_LIMIT,
         max_poll_errors: int = 5,
@@ -175,7 +128,7 @@ class _JulesWaitingBase(_JulesSessionBase):
     ) -> None:
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
-        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.stall_timeout = stall_timeout
@@ -183,244 +136,101 @@ class _JulesWaitingBase(_JulesSessionBase):
         self.on_kill_action = on_kill_action
         self.on_user_feedback = on_user_feedback
         self.auto_reply = auto_reply
+        self.on_no_changes = on_no_changes
         self.artifacts_path = artifacts_path
         self.inline_patch_limit = inline_patch_limit
         self.max_poll_errors = max_poll_errors
-        self._followed_session: str | None = None
+        self._followed_session = None
 
-    # ------------------------------------------------------------------------------------ validation
-    def _validate_wait_args(self) -> None:
-        """Checked in execute (after Jinja rendering), before any request."""
-        _seconds("poll_interval", self.poll_interval)
-        _seconds("timeout", self.timeout)
-        _seconds("stall_timeout", self.stall_timeout, allow_none=True)
-        _choice("on_timeout", self.on_timeout, CLEANUP_ACTIONS)
-        _choice("on_kill_action", self.on_kill_action, CLEANUP_ACTIONS)
-        _choice("on_user_feedback", self.on_user_feedback, FEEDBACK_POLICIES)
-        if self.on_user_feedback == "reply" and not (
-            isinstance(self.auto_reply, str) and self.auto_reply.strip()
-        ):
-            raise JulesConfigError('on_user_feedback="reply" needs auto_reply: the answer to send to Jules.')
-        if not isinstance(self.inline_patch_limit, int) or self.inline_patch_limit < 0:
+
+class _PromptFileMixin(_OperatorBase):
+    """A ``prompt`` ending in ``.md``, ``.txt`` or ``.jinja`` is a file in the DAG's folder (or
+    ``template_searchpath``), read and rendered with Jinja, as ``.sql`` files are for SQL operators.
+
+    A value with whitespace that names no such file is inline text that merely ends like a file name
+    ("... and update README.md"): it is rendered as it is, never looked up.
+    """
+
+    template_ext: Sequence[str] = PROMPT_FILE_EXTENSIONS
+
+    def _read_prompt_file(self, env: Any, name: str) -> str:
+        """The file's text, or :class:`JulesConfigError` naming where it was looked for."""
+        try:
+            return str(env.loader.get_source(env, name)[0])
+        except Exception:
             raise JulesConfigError(
-                f"inline_patch_limit must be a number of bytes >= 0, got {self.inline_patch_limit!r}."
-            )
-        if not isinstance(self.max_poll_errors, int) or self.max_poll_errors < 1:
-            raise JulesConfigError(f"max_poll_errors must be an integer >= 1, got {self.max_poll_errors!r}.")
+                f"Prompt file {name!r} was not found next to the DAG file or in the DAG's "
+                "template_searchpath: check the name, or set template_searchpath on the DAG."
+            ) from None
 
-    # ------------------------------------------------------------------------------------ waiting
-    def _target_states(self) -> list[str]:
-        return ["COMPLETED"]
-
-    def _stop_on_feedback(self) -> bool:
-        return self.on_user_feedback != "wait"
-
-    def _new_watch(self, sid: str, *, settle_after: str | None = None) -> Watch:
-        now = time.time()
-        return Watch(
-            session_id=sid,
-            target_states=self._target_states(),
-            stop_on_feedback=self._stop_on_feedback(),
-            end_time=now + (_seconds("timeout", self.timeout) or 0),
-            stall_timeout=_seconds("stall_timeout", self.stall_timeout, allow_none=True),
-            last_progress_at=now,
-            settle_after=settle_after,
-            max_poll_errors=self.max_poll_errors,
-        )
-
-    def _poll_once(self, watch: Watch, new_session_until: float | None) -> Json | None:
-        """One poll with the sync client, judged by the same :class:`Watch` the trigger uses."""
+    def _names_prompt_file(self, value: object, env: Any) -> bool:
+        if not isinstance(value, str) or not value.endswith(tuple(self.template_ext)) or "\n" in value:
+            return False
+        if not any(c.isspace() for c in value):
+            return True
         try:
-            session = self.hook.get_session(watch.session_id)
-            new_session = new_session_until is not None and time.time() < new_session_until
-            fresh = list(
-                self.hook.list_activities(
-                    watch.session_id, created_after=watch.cursor, new_session=new_session
-                )
-            )
-        except Exception as exc:
-            self.log.warning("Polling Jules session %s failed: %s", watch.session_id, exc)
-            return watch.observe_error(exc, time.time(), fatal=is_fatal_poll_error(exc))
-        watch.observe_activities(fresh)
-        for activity in fresh:
-            line = format_activity(activity)
-            if line:
-                self.log.info("[Jules] %s", line)
-        return watch.observe_session(session, time.time())
+            env.loader.get_source(env, value)
+        except Exception:
+            return False
+        return True
 
-    def _wait(self, context: Context, watch: Watch, *, new_session_until: float | None = None) -> Json:
-        """Wait for ``watch`` to end: one poll here, then defer, or keep polling in the worker."""
-        self._followed_session = watch.session_id
-        poll_interval = _seconds("poll_interval", self.poll_interval) or DEFAULT_POLL_INTERVAL
-        event = self._poll_once(watch, new_session_until)
-        if event is None and self.deferrable:
-            from airflow_provider_jules.triggers.jules import JulesSessionTrigger
+    def resolve_template_files(self) -> None:
+        env = self.get_template_env()
+        for field in self.template_fields:
+            content = getattr(self, field, None)
+            if isinstance(content, str) and self._names_prompt_file(content, env):
+                try:
+                    setattr(self, field, self._read_prompt_file(env, content))
+                except JulesConfigError as exc:  # at parse time: logged; the task fails when it runs
+                    self.log.warning("%s", exc)
+        self.prepare_template()
 
-            remaining = max(0.0, (watch.end_time or time.time()) - time.time())
-            self.defer(
-                trigger=JulesSessionTrigger(
-                    **watch.kwargs(),
-                    jules_conn_id=self.jules_conn_id,
-                    poll_interval=poll_interval,
-                    on_kill_action=self.on_kill_action,
-                    new_session_until=new_session_until,
-                ),
-                method_name="execute_complete",
-                # A backstop only: the trigger's own deadline fires first and ends in a clean timeout event.
-                timeout=timedelta(seconds=remaining + 2 * poll_interval + 60),
-            )
-        for _ in range(MAX_POLLS_IN_WORKER):
-            if event is not None:
-                return self._finish(context, event)
-            time.sleep(watch.sleep_for(poll_interval, time.time()))
-            event = self._poll_once(watch, new_session_until)
-        return self._finish(
-            context, watch.event("error", reason="polling_errors", message="poll limit reached")
-        )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Json:
-        """Resume after the trigger: check the event against the allow-list; the session id comes from it."""
-        try:
-            checked = validate_event(event)
-        except ValueError as exc:
-            raise AirflowException(str(exc)) from None
-        return self._finish(context, checked)
-
-    def _finish(self, context: Context, event: Json) -> Json:
-        sid = event["session_id"]
-        self._followed_session = sid
-        status = event["status"]
-        if status == "error":
-            message = f"Following Jules session {sid} failed ({event.get('reason')}): {event.get('message')}"
-            if event.get("reason") == "api_error":
-                raise AirflowFailException(message)
-            raise AirflowException(message + ". A retry of this task adopts the same session.")
-        try:
-            session = self.hook.get_session(sid)
-            # The session exists (just read): a 404 on its activities is eventual consistency (Q18).
-            activities = list(self.hook.list_activities(sid, new_session=True))
-        except Exception as exc:
-            raise _fail_fast(exc) from exc
-        if status == "needs_input" and self.on_user_feedback == "reply":
-            return self._reply_and_wait(context, event, session, activities)
-        timed_out = status == "timeout"
-        result = build_result(
-            session,
-            activities,
-            timed_out=timed_out,
-            timeout_reason=str(event.get("message") or "") or None,
-            inline_patch_limit=self.inline_patch_limit,
-            write_patch=self._patch_writer(context, sid) if self.artifacts_path else None,
-        )
-        if result["pull_request_url"]:
-            context["ti"].xcom_push(key=PULL_REQUEST_URL_KEY, value=result["pull_request_url"])
-        if timed_out:
-            self._cleanup(sid, self.on_timeout, why="timed out")
-        return self._judge(status, result)
-
-    def _judge(self, status: str, result: Json) -> Json:
-        outcome = result["outcome"]
-        sid = result["session_id"]
-        url = result["url"]
-        if status == "target" and outcome not in FAILING_OUTCOMES:
-            if outcome == Outcome.COMPLETED_WITHOUT_CHANGES.value:
-                self.log.warning(
-                    "Jules session %s completed without producing a change or a pull request.", sid
-                )
-            self.log.info(
-                "Jules session %s: outcome %s; pull request %s", sid, outcome, result["pull_request_url"]
-            )
-            return result
-        if outcome == Outcome.AWAITING_USER_FEEDBACK.value:
-            detail = f"Jules asks: {result['last_agent_message'] or '(no question text)'}"
-            detail += ' Answer it with JulesSendMessageOperator, or set on_user_feedback="reply" or "wait".'
-        elif outcome == Outcome.PLAN_NOT_APPROVED.value:
-            detail = (
-                "the session completed without its plan ever being approved, so nothing was delivered "
-                "(quirk Q15). Approve plans with JulesApprovePlanOperator, "
-                "or leave require_plan_approval=False."
-            )
-        elif outcome == Outcome.AWAITING_PLAN_APPROVAL.value:
-            detail = "Jules is waiting for its plan to be approved; approve it with JulesApprovePlanOperator."
-        else:
-            detail = (
-                result["failure_reason"]
-                or f"the session is {result['state']}, which this task does not wait for."
-            )
-        error = JulesSessionError(outcome, detail, session_id=sid, url=url)
-        if outcome in FINAL_OUTCOMES:
-            # A retry would adopt the same session and meet the same end: fail without burning retries.
-            raise AirflowFailException(str(error)) from error
-        raise error
-
-    def _reply_and_wait(self, context: Context, event: Json, session: Json, activities: list[Json]) -> Json:
-        """Answer the current question once (never twice), then keep waiting with the same deadlines."""
-        question = next((a for a in reversed(activities) if activity_kind(a) == "agentMessaged"), None)
-        answered = question is None or any(
-            activity_kind(a) == "userMessaged" for a in activities[activities.index(question) + 1 :]
-        )
-        sid = event["session_id"]
-        if answered:
-            self.log.info("Jules session %s: the current question was already answered; waiting.", sid)
-        else:
-            text = question["agentMessaged"].get("agentMessage", "") if question else ""
-            self.log.info("Jules asks: %s -- replying with auto_reply.", text[:500])
-            try:
-                self.hook.send_message(sid, str(self.auto_reply))
-            except Exception as exc:
-                raise _fail_fast(exc) from exc
-        watch = Watch.resume(event, settle_after=session.get("updateTime"))
-        watch.max_poll_errors = self.max_poll_errors
-        return self._wait(context, watch)
-
-    def _patch_writer(self, context: Context, sid: str) -> Any:
-        def write(patch: str) -> str:
-            from airflow.sdk import ObjectStoragePath
-
-            ti = context["ti"]
-            map_index = getattr(ti, "map_index", -1)
-            suffix = "" if map_index in (None, -1) else f"-{map_index}"
-            name = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}{suffix}/{sid}.patch".replace(":", "_")
-            path = ObjectStoragePath(str(self.artifacts_path).rstrip("/") + "/" + name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(patch)
-            self.log.info("The patch (%d bytes) was written to %s", len(patch.encode()), path)
-            return str(path)
-
-        return write
-
-    def _cleanup(self, sid: str, action: str, *, why: str) -> None:
-        """Archive, delete or keep a session; best effort, never raises."""
-        if action == "keep":
-            self.log.info("Keeping Jules session %s (%s).", sid, why)
-            return
-        try:
-            if action == "delete":
-                self.hook.delete_session(sid)
-            else:
-                self.hook.archive_session(sid)
-            self.log.info("Jules session %s %s; %sd it.", sid, why, action)
-        except Exception as exc:
-            self.log.warning("Could not %s Jules session %s: %s", action, sid, exc)
-
-    def on_kill(self) -> None:
-        """The worker-side kill (non-deferrable wait): stop the session as configured, best effort."""
-        if self._followed_session:
-            self._cleanup(self._followed_session, self.on_kill_action, why="task killed")
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: Any = None
+    ) -> Any:
+        env = jinja_env or self.get_template_env()
+        if isinstance(content, str) and content.endswith(tuple(self.template_ext)):
+            if not self._names_prompt_file(content, env):
+                return self._render(env.from_string(content), context)
+            self._read_prompt_file(env, content)  # a clear error instead of jinja2's TemplateNotFound
+        return super().render_template(content, context, env, seen_oids)
 
 
-def _final_error(outcome: str, detail: str, *, session_id: str, url: str | None) -> AirflowFailException:
-    """A :class:`JulesSessionError` that no retry can fix, raised as AirflowFailException."""
-    return AirflowFailException(str(JulesSessionError(outcome, detail, session_id=session_id, url=url)))
+def run_marker(
+    dag_id: str, run_id: str, task_id: str, map_index: int | None, series: int | None = None
+) -> str:
+    """The deterministic marker of one task instance's tries of one series, put in the session title.
 
-
-def run_marker(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
-    """The deterministic marker of one task instance (all its tries), put in the session title."""
+    ``series`` is the task instance's ``max_tries``: the same for a try and its retries, set anew by
+    Airflow when the task instance is cleared. So a retry finds the session of its earlier try, and a
+    cleared task does not.
+    """
     key = f"{dag_id}\x1f{run_id}\x1f{task_id}\x1f{map_index if map_index is not None else -1}"
+    if series is not None:
+        key += f"\x1f{series}"
     return "airflow-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-class JulesCreateSessionOperator(_JulesWaitingBase):
+def _series(ti: Any) -> int | None:
+    """Which series of tries this one belongs to: ``max_tries`` changes on every clear, not on a retry."""
+    value = getattr(ti, "max_tries", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _stored_session(store: Any, series: int | None) -> str | None:
+    """The session id kept in the task state store by an earlier try of the same series."""
+    if store is None:
+        return None
+    value = store.get(STATE_KEY)
+    if not value:
+        return None
+    stored_series = store.get(SERIES_KEY)
+    if stored_series is not None and stored_series != series:
+        return None  # kept from before a clear: this series starts over
+    return str(value)
+
+
+class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
     """Create a Jules session on a repository and (by default) wait until Jules is done.
 
     :param prompt: what Jules should do (templated).
@@ -447,6 +257,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         "title",
         "auto_reply",
         "artifacts_path",
+        "jules_conn_id",
     )
     template_fields_renderers = {"prompt": "md"}
 
@@ -487,7 +298,11 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         if self.automation_mode is not None:
             from airflow_provider_jules.client.models import AUTOMATION_MODES
 
-            _choice("automation_mode", self.automation_mode, sorted(AUTOMATION_MODES))
+            choice("automation_mode", self.automation_mode, sorted(AUTOMATION_MODES))
+        if self.title is not None and not isinstance(self.title, str):
+            raise JulesConfigError(f"title must be a string (or None), got {type(self.title).__name__}.")
+        for name in ("require_plan_approval", "auto_create_pr", "adopt_existing_session"):
+            flag(name, getattr(self, name))
         if not self.wait_for_completion and self.on_user_feedback == "reply":
             raise JulesConfigError('on_user_feedback="reply" needs wait_for_completion=True.')
         self._validate_wait_args()
@@ -497,7 +312,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
             self._validate()
             session, created_now = self._create_or_adopt(context)
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
+            raise fail_fast(exc) from exc
         sid = session["id"]
         self._push_session(context, session)
         self.log.info("Jules session %s: %s", sid, session.get("url") or "(no URL yet)")
@@ -509,7 +324,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
     # ------------------------------------------------------------------------------------ create / adopt
     def _marker(self, context: Context) -> str:
         ti = context["ti"]
-        return run_marker(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
+        return run_marker(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), _series(ti))
 
     def _title(self, context: Context, marker: str) -> str:
         if self.title and self.title.strip():
@@ -525,8 +340,11 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         marker = self._marker(context)
         store: Any = context.get("task_state_store")  # Airflow >= 3.3
         ti = context["ti"]
+        series = _series(ti)
         if self.adopt_existing_session:
-            adopted = self._find_earlier_session(store, marker, try_number=getattr(ti, "try_number", 1))
+            adopted = self._find_earlier_session(
+                store, marker, try_number=getattr(ti, "try_number", 1), series=series
+            )
             if adopted is not None:
                 return adopted, False
         branch = self.starting_branch
@@ -557,6 +375,7 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
             session = found
         if store is not None:
             store.set(STATE_KEY, session["id"])
+            store.set(SERIES_KEY, series)
         return session, True
 
     def _default_branch(self, source: str) -> str:
@@ -568,10 +387,17 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
             )
         return str(branch)
 
-    def _find_earlier_session(self, store: Any, marker: str, *, try_number: int) -> Json | None:
-        """The session an earlier attempt of this task instance created, if it is worth adopting."""
+    def _find_earlier_session(
+        self, store: Any, marker: str, *, try_number: int, series: int | None
+    ) -> Json | None:
+        """The session an earlier try of this task instance created, if it is worth adopting.
+
+        Only tries of the same series count: a clear starts a new series (Airflow sets ``max_tries`` anew),
+        so a cleared task creates a new session while a retry adopts (see docs "Retries, restarts and
+        idempotency").
+        """
         candidate: Json | None = None
-        stored = store.get(STATE_KEY) if store is not None else None
+        stored = _stored_session(store, series)
         if stored:
             try:
                 candidate = self.hook.get_session(str(stored))
@@ -622,7 +448,7 @@ def _ambiguous(exc: JulesError) -> bool:
     return isinstance(exc, JulesTransportError) and exc.reached_server
 
 
-class JulesSendMessageOperator(_JulesWaitingBase):
+class JulesSendMessageOperator(_PromptFileMixin, _JulesWaitingBase):
     """Send a message to a session (e.g. answer Jules's question, or ask for more work).
 
     :param session_id: the session (templated), e.g. ``{{ ti.xcom_pull('create', key='session_id') }}``.
@@ -630,7 +456,8 @@ class JulesSendMessageOperator(_JulesWaitingBase):
     :param wait_for_completion: then wait for the session to complete (default False).
     """
 
-    template_fields: Sequence[str] = ("session_id", "prompt", "auto_reply", "artifacts_path")
+    template_fields: Sequence[str] = ("session_id", "prompt", "auto_reply", "artifacts_path", "jules_conn_id")
+    template_fields_renderers = {"prompt": "md"}
 
     def __init__(
         self, *, session_id: str, prompt: str, wait_for_completion: bool = False, **kwargs: Any
@@ -649,7 +476,7 @@ class JulesSendMessageOperator(_JulesWaitingBase):
             session = self.hook.get_session(sid)
             self.hook.send_message(sid, self.prompt)
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
+            raise fail_fast(exc) from exc
         self._push_session(context, session)
         before = session.get("updateTime")
         self.log.info("Message sent to Jules session %s.", sid)
@@ -665,7 +492,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
     makes the live API complete the session without delivering anything, quirk Q15).
     """
 
-    template_fields: Sequence[str] = ("session_id", "auto_reply", "artifacts_path")
+    template_fields: Sequence[str] = ("session_id", "auto_reply", "artifacts_path", "jules_conn_id")
 
     def __init__(self, *, session_id: str, wait_for_completion: bool = False, **kwargs: Any) -> None:
         super().__init__(wait_for_completion=wait_for_completion, **kwargs)
@@ -678,7 +505,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
             session = self.hook.get_session(sid)
             state = session.get("state")
             if state in ("COMPLETED", "FAILED"):
-                raise _final_error(
+                raise final_error(
                     Outcome.PLAN_NOT_APPROVED.value if state == "COMPLETED" else Outcome.FAILED.value,
                     f"the session is already {state}; its plan can no longer be approved.",
                     session_id=sid,
@@ -690,7 +517,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
                 )
             self.hook.approve_plan(sid)
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
+            raise fail_fast(exc) from exc
         self._push_session(context, session)
         self.log.info("Approved the plan of Jules session %s.", sid)
         if not self.wait_for_completion:
@@ -701,7 +528,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
 class JulesGetSessionOperator(_JulesSessionBase):
     """Return the result dict of an existing session (outcome ``running`` while it still works)."""
 
-    template_fields: Sequence[str] = ("session_id",)
+    template_fields: Sequence[str] = ("session_id", "jules_conn_id")
 
     def __init__(
         self, *, session_id: str, inline_patch_limit: int = DEFAULT_INLINE_PATCH_LIMIT, **kwargs: Any
@@ -717,7 +544,7 @@ class JulesGetSessionOperator(_JulesSessionBase):
             # The session exists (just read): a 404 on its activities is eventual consistency (Q18).
             activities = list(self.hook.list_activities(sid, new_session=True))
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
+            raise fail_fast(exc) from exc
         self._push_session(context, session)
         return build_result(session, activities, inline_patch_limit=self.inline_patch_limit)
 
@@ -725,7 +552,7 @@ class JulesGetSessionOperator(_JulesSessionBase):
 class JulesDeleteSessionOperator(_JulesBase):
     """Delete a session. A session that is already gone counts as deleted (so a retry is harmless)."""
 
-    template_fields: Sequence[str] = ("session_id",)
+    template_fields: Sequence[str] = ("session_id", "jules_conn_id")
 
     def __init__(self, *, session_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -739,7 +566,7 @@ class JulesDeleteSessionOperator(_JulesBase):
         except JulesNotFoundError:
             self.log.info("Jules session %s does not exist (already deleted).", self.session_id)
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
+            raise fail_fast(exc) from exc
 
 
 class JulesListSourcesOperator(_JulesBase):
@@ -749,7 +576,7 @@ class JulesListSourcesOperator(_JulesBase):
         ``name=sources/github/acme/web OR name=sources/github/acme/api``.
     """
 
-    template_fields: Sequence[str] = ("filter",)
+    template_fields: Sequence[str] = ("filter", "jules_conn_id")
 
     def __init__(self, *, filter: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -761,6 +588,6 @@ class JulesListSourcesOperator(_JulesBase):
                 str(s["name"]) for s in self.hook.list_sources(filter=self.filter or None) if s.get("name")
             ]
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
+            raise fail_fast(exc) from exc
         self.log.info("%d Jules source(s) found.", len(names))
         return names

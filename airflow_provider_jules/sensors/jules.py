@@ -1,63 +1,113 @@
-"""``JulesSessionSensor``: wait until a session reaches one of the target states.
+"""``JulesSessionSensor``: wait until a session reaches one of the target states, as any Airflow sensor.
 
-It uses the same trigger (deferrable) or the same :class:`~airflow_provider_jules._waiting.Watch` (in the
-worker) and the same result builder as the operators, and returns the result dict, e.g. the plan when
-waiting for ``AWAITING_PLAN_APPROVAL``. Reaching COMPLETED or FAILED when neither is a target fails the task
-with the session's outcome (for example ``plan_not_approved`` after a silent completion, quirk Q15).
+A real :class:`~airflow.sdk.BaseSensorOperator`: ``poke_interval``, ``timeout``, ``mode="poke"|"reschedule"``,
+``soft_fail``, ``exponential_backoff`` and ``max_wait`` behave as for every sensor. ``deferrable=True``
+(default ``[operators] default_deferrable``) waits in the triggerer with the same
+:class:`~airflow_provider_jules.triggers.jules.JulesSessionTrigger` as the operators, up to an absolute
+deadline (``timeout`` from the first try). Every mode returns the result dict of
+:mod:`airflow_provider_jules.results` as the task's XCom, e.g. the plan when waiting for
+``AWAITING_PLAN_APPROVAL``. Reaching COMPLETED or FAILED when neither is a target fails the task with the
+session's outcome (for example ``plan_not_approved`` after a silent completion, quirk Q15), or skips it with
+``soft_fail``; running out of time raises ``AirflowSensorTimeout`` (skipped with ``soft_fail``).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_jules._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow_provider_jules._waiting import Watch
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError
 from airflow_provider_jules.client.models import session_id
-from airflow_provider_jules.operators.jules import DEFAULT_POLL_INTERVAL, _fail_fast, _JulesWaitingBase
+from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
+from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT
+from airflow_provider_jules.session_wait import SessionWaitMixin, default_deferrable, fail_fast, seconds
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow.sdk import Context
 
 Json = dict[str, Any]
 
 
-class JulesSessionSensor(_JulesWaitingBase):
+class JulesSessionSensor(SessionWaitMixin, BaseSensorOperator):
     """Wait for a Jules session to reach one of ``target_states``.
 
     :param session_id: the session (templated).
-    :param target_states: states that end the wait successfully (default: ``("COMPLETED",)``).
-    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between polls.
-    :param timeout: how long to wait before failing with outcome ``timed_out``.
+    :param target_states: states that end the wait successfully (templated; default ``("COMPLETED",)``).
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``); ``mode`` and
+        ``exponential_backoff`` then do not apply (the trigger polls every ``poke_interval``).
+    :param jules_conn_id: the Airflow connection (templated).
+    :param poll_interval: deprecated alias of ``poke_interval``.
+    :param on_timeout: what a timeout does to the session: ``keep`` (default: a sensor observes, it does
+        not stop work), ``archive`` or ``delete``.
+    :param on_kill_action: what killing the deferred task does to the session (default ``keep``).
+    :param inline_patch_limit: bytes of patch kept inline in the result.
+    :param artifacts_path: where a larger patch is written (ObjectStoragePath URL).
+    :param max_poll_errors: consecutive failed polls tolerated (transient API errors never fail a poke
+        before that).
 
-    Jules's questions (AWAITING_USER_FEEDBACK) do not end the wait unless that state is a target, and a
-    timeout keeps the session (``on_timeout="keep"``): a sensor observes, it does not stop work.
+    ``poke_interval``, ``timeout``, ``mode``, ``soft_fail``, ``exponential_backoff``, ``max_wait`` and the
+    other arguments of :class:`~airflow.sdk.BaseSensorOperator` behave as for every Airflow sensor. Jules's
+    questions (AWAITING_USER_FEEDBACK) do not end the wait unless that state is a target.
     """
 
-    template_fields: Sequence[str] = ("session_id", "target_states")
+    template_fields: Sequence[str] = ("session_id", "target_states", "jules_conn_id")
+    operator_extra_links = (JulesSessionLink(), JulesPullRequestLink())
 
     def __init__(
         self,
         *,
         session_id: str,
         target_states: Sequence[str] = ("COMPLETED",),
-        poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
-        timeout: float | timedelta = timedelta(days=1),
+        jules_conn_id: str = "jules_default",
+        deferrable: bool | None = None,
+        poll_interval: float | timedelta | None = None,
         on_timeout: str = "keep",
         on_kill_action: str = "keep",
+        inline_patch_limit: int = DEFAULT_INLINE_PATCH_LIMIT,
+        artifacts_path: str | None = None,
+        max_poll_errors: int = 5,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            poll_interval=poll_interval,
-            timeout=timeout,
-            on_timeout=on_timeout,
-            on_kill_action=on_kill_action,
-            on_user_feedback="wait",
-            **kwargs,
-        )
+        if poll_interval is not None:
+            warnings.warn(
+                "JulesSessionSensor(poll_interval=...) is deprecated: use poke_interval=..., as for every "
+                "Airflow sensor.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if "poke_interval" in kwargs:
+                raise JulesConfigError("Give poke_interval only (poll_interval is its deprecated alias).")
+            kwargs["poke_interval"] = poll_interval
+        super().__init__(**kwargs)
         self.session_id = session_id
         self.target_states = target_states
+        self.jules_conn_id = jules_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.on_timeout = on_timeout
+        self.on_kill_action = on_kill_action
+        self.inline_patch_limit = inline_patch_limit
+        self.artifacts_path = artifacts_path
+        self.max_poll_errors = max_poll_errors
+        # A sensor observes: questions do not end the wait, nothing is answered, nothing judged "no change".
+        self.stall_timeout = None
+        self.on_user_feedback = "wait"
+        self.auto_reply = None
+        self.on_no_changes = "succeed"
+        self._followed_session = None
+        self._poke_watch: Watch | None = None
+        self._latest_only = False
+
+    # ------------------------------------------------------------------------------------ the wait's shape
+    def _poll_seconds(self) -> float:
+        return seconds("poke_interval", self.poke_interval) or 1.0
 
     def _target_states(self) -> list[str]:
         return [str(s) for s in self.target_states]
@@ -65,16 +115,65 @@ class JulesSessionSensor(_JulesWaitingBase):
     def _stop_on_feedback(self) -> bool:
         return False
 
-    def execute(self, context: Context) -> Json:
+    def _validate(self) -> str:
+        sid = session_id(self.session_id)
+        states = self.target_states
+        if isinstance(states, str) or not states or not all(isinstance(s, str) and s for s in states):
+            raise JulesConfigError(
+                "target_states must be a non-empty list of states, e.g. ['AWAITING_PLAN_APPROVAL'], "
+                f"got {states!r}."
+            )
+        self._validate_wait_args()
+        return sid
+
+    # ------------------------------------------------------------------------------------ execute / poke
+    def execute(self, context: Context) -> Any:
         try:
-            sid = session_id(self.session_id)
-            if isinstance(self.target_states, str) or not self.target_states:
-                raise JulesConfigError(
-                    "target_states must be a non-empty list of states, e.g. ['AWAITING_PLAN_APPROVAL'], "
-                    f"got {self.target_states!r}."
-                )
-            self._validate_wait_args()
+            sid = self._validate()
             self._push_session(context, self.hook.get_session(sid))
         except (JulesError, ValueError) as exc:
-            raise _fail_fast(exc) from exc
-        return self._wait(context, self._new_watch(sid))
+            raise fail_fast(exc) from exc
+        if not self.deferrable:
+            return super().execute(context)  # poke or reschedule, with the sensor's own timeout rules
+        watch = self._new_watch(sid)
+        self._followed_session = sid
+        event = self._poll_once(watch, None)
+        if event is None:
+            self._defer_to_trigger(watch)
+        return self._finish(context, event or {})
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        sid = session_id(self.session_id)
+        watch = self._poke_watch
+        if watch is None:
+            # The sensor's own timeout rules (poke and reschedule): the watch has no deadline of its own.
+            watch = self._poke_watch = self._new_watch(sid)
+            watch.end_time = None
+            # Reschedule mode runs each poke in a new process, without the cursor of the last one: log
+            # Jules's latest activity instead of the whole history at every poke.
+            self._latest_only = self.reschedule
+        self._followed_session = sid
+        event = self._poll_once(watch, None)
+        self._latest_only = False
+        if event is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
+
+    def _log_activities(self, activities: Iterable[Json]) -> None:
+        super()._log_activities(list(activities)[-1:] if self._latest_only else activities)
+
+    # ------------------------------------------------------------------------------------ judging
+    def _judge(self, context: Context, status: str, result: Json) -> Json:
+        if status == "timeout":
+            message = f"Jules session {result['session_id']} did not reach {self._target_states()} in time."
+            if self.soft_fail:
+                raise AirflowSkipException(message + " Skipping (soft_fail=True).")
+            raise AirflowSensorTimeout(message)
+        try:
+            return super()._judge(context, status, result)
+        except AirflowSkipException:
+            raise
+        except AirflowException as exc:
+            if self.soft_fail:
+                raise AirflowSkipException(f"{exc} Skipping (soft_fail=True).") from exc
+            raise
