@@ -1,7 +1,9 @@
 """A scheduled batch coding job: every night, ask Jules to fix the flaky tests in every repository.
 
-``JulesListSourcesOperator`` lists the connected repositories, and
-``JulesCreateSessionOperator.partial().expand()`` creates one session per repository (dynamic task mapping).
+``JulesListSourcesOperator`` lists the connected repositories, and a ``@task.jules`` task mapped over them
+with ``.expand()`` creates one session per repository (dynamic task mapping). The prompt lives in a Markdown
+file next to this DAG (``prompts/fix_flaky_tests.md``), rendered with Jinja: the mapped ``source`` and the
+DAG's params are in its context.
 An Airflow pool caps how many sessions run at once (Jules allows 3, 15 or 60 concurrent sessions depending
 on the plan); with ``include_deferred`` deferred tasks hold their pool slot, so the cap holds while the
 triggerer waits. A report task summarises every outcome.
@@ -19,7 +21,7 @@ import pendulum
 from airflow.sdk import DAG, task
 from airflow.sdk.definitions.param import Param
 
-from airflow_provider_jules.operators.jules import JulesCreateSessionOperator, JulesListSourcesOperator
+from airflow_provider_jules.operators.jules import JulesListSourcesOperator
 
 JULES_POOL = "jules_sessions"
 
@@ -34,6 +36,8 @@ with DAG(
         # AIP-160 filter of the sources API, e.g.
         # "name=sources/github/acme/web OR name=sources/github/acme/api"
         "source_filter": Param("", type="string"),
+        # Appended to the prompt file of every session.
+        "extra_instructions": Param("", type="string"),
     },
 ) as dag:
     # [START howto_operator_jules_list_sources]
@@ -41,12 +45,7 @@ with DAG(
     # [END howto_operator_jules_list_sources]
 
     # [START howto_jules_batch_expand]
-    fix_flaky = JulesCreateSessionOperator.partial(
-        task_id="fix_flaky_tests",
-        prompt=(
-            "Find tests that fail intermittently in this repository and make them deterministic. "
-            "Do not change production code unless a test exposes a real bug."
-        ),
+    @task.jules(
         pool=JULES_POOL,
         deferrable=True,
         poll_interval=float(os.environ.get("JULES_EXAMPLE_POLL_INTERVAL", "60")),
@@ -54,8 +53,14 @@ with DAG(
         stall_timeout=timedelta(minutes=45),
         on_user_feedback="reply",
         auto_reply="Use your best judgement and keep the change minimal.",
+        on_no_changes="succeed",
         retries=1,
-    ).expand(source=repositories.output)
+    )
+    def fix_flaky_tests(source: str) -> str:
+        """The prompt: a Markdown file next to this DAG, rendered with ``source`` and the params."""
+        return "prompts/fix_flaky_tests.md"
+
+    fix_flaky = fix_flaky_tests.expand(source=repositories.output)
     # [END howto_jules_batch_expand]
 
     @task(trigger_rule="all_done")

@@ -51,7 +51,7 @@ with DAG(
         session_id=SESSION_ID,
         target_states=["AWAITING_PLAN_APPROVAL"],
         deferrable=True,
-        poll_interval=POLL_INTERVAL,
+        poke_interval=POLL_INTERVAL,
         timeout=timedelta(minutes=15),
     )
     # [END howto_sensor_jules_session]

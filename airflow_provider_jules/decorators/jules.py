@@ -13,8 +13,12 @@ The decorator takes every argument of
 :class:`~airflow_provider_jules.operators.jules.JulesCreateSessionOperator` (``source``,
 ``starting_branch``, ``deferrable``, ``poll_interval``, ``timeout``, ``on_user_feedback``,
 ``on_no_changes``, ...) and returns the same result dict. The function's return value is sent to Jules as
-it is (it is not rendered with Jinja again: build it with Python); an empty or non-string value fails the
-task before any request. Registered as ``task.jules`` through the provider info's task-decorators``.
+it is (it is not rendered with Jinja again: build it with Python), unless it names a prompt file
+(``"prompts/fix.md"``, see the operator's ``prompt``), which is read and rendered with the function's
+arguments in the Jinja context. An empty or non-string value fails the task before any request. When the
+decorator names no ``source`` and the function has a ``source`` argument (``fix.expand(source=...)``), that
+argument is the session's repository. Registered as ``task.jules`` through the provider info's
+``task-decorators``.
 """
 
 from __future__ import annotations
@@ -75,7 +79,13 @@ class _JulesDecoratedOperator(DecoratedOperator, JulesCreateSessionOperator):  #
                 f"The function of @task.jules task {self.task_id!r} must return the prompt, a non-empty "
                 f"string; it returned {_describe(prompt)}. Nothing was sent to Jules."
             )
-        self.prompt = prompt
+        # A returned file name ("prompts/fix.md") is read and rendered like an operator's prompt file, with
+        # the function's arguments in the Jinja context ({{ source }} in an .expand(source=...) task).
+        self.prompt = self.render_template(prompt, context) if self._names_prompt_file(prompt) else prompt
+        if self.source is None and isinstance(kwargs.get("source"), str):
+            # fix.expand(source=repositories.output): the function's ``source`` argument is the repository
+            # unless the decorator names one.
+            self.source = kwargs["source"]
         return JulesCreateSessionOperator.execute(self, context)
 
 

@@ -163,7 +163,9 @@ class _PromptFileMixin(_OperatorBase):
                 "template_searchpath: check the name, or set template_searchpath on the DAG."
             ) from None
 
-    def _names_prompt_file(self, value: object, env: Any) -> bool:
+    def _names_prompt_file(self, value: object, env: Any = None) -> bool:
+        if env is None:
+            env = self.get_template_env()
         if not isinstance(value, str) or not value.endswith(tuple(self.template_ext)) or "\n" in value:
             return False
         if not any(c.isspace() for c in value):

@@ -64,7 +64,7 @@ for mode in ("deferrable", "sync"):
             session_id="{{ ti.xcom_pull(task_ids='create', key='session_id') }}",
             target_states=["AWAITING_PLAN_APPROVAL"],
             deferrable=mode == "deferrable",
-            **FAST,
+            poke_interval=0.05,
         )
         approve = JulesApprovePlanOperator(
             task_id="approve",

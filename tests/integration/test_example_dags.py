@@ -40,7 +40,10 @@ def test_nightly_batch_fans_out_under_a_pool_and_reports(examples, sim):
 
     names = [s["name"] for s in JulesHook().list_sources()][:3]
     assert len(names) == 3
-    run_conf = {"source_filter": " OR ".join(f"name={n}" for n in names)}
+    run_conf = {
+        "source_filter": " OR ".join(f"name={n}" for n in names),
+        "extra_instructions": "Also run the linter.",
+    }
     dag_run = module.dag.test(run_conf=run_conf)
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -66,13 +69,20 @@ def test_nightly_batch_fans_out_under_a_pool_and_reports(examples, sim):
     assert [r["source"] for r in report["rows"]] == names
     assert {r["outcome"] for r in report["rows"]} == {"completed"}
     assert sim.sessions_created == 3
+    # The prompt file, rendered for each repository with the mapped source and the run's params.
+    prompts = [r["json"]["prompt"] for r in sim.requests("create_session")]
+    assert {p.splitlines()[0] for p in prompts} == {
+        f"Find the tests of `{n}` that fail intermittently and make them deterministic." for n in names
+    }
+    assert all("Also run the linter." in p and "{{" not in p for p in prompts)
 
 
 def test_asset_pipeline_records_the_pr_url_in_the_asset_event(examples, sim):
     module = examples("jules_asset_pipeline")
     run = run_dag(module.update_dag)
-    assert run.task_states == {"update_client": "success", "publish_pull_request": "success"}
-    url = run.xcom("update_client")["pull_request_url"]
+    assert run.task_states == {"update_client": "success"}
+    result = run.xcom("update_client")
+    url = result["pull_request_url"]
     from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
@@ -80,6 +90,14 @@ def test_asset_pipeline_records_the_pr_url_in_the_asset_event(examples, sim):
         asset = session.query(AssetModel).filter_by(uri="jules://client-library/pull-request").one()
         events = session.query(AssetEvent).filter_by(asset_id=asset.id).all()
         assert [e.extra["pull_request_url"] for e in events][-1] == url
+        # The Jules task's own asset event says which session and change produced it.
+        assert events[-1].extra == {
+            "session_id": result["session_id"],
+            "url": result["url"],
+            "outcome": "completed",
+            "pull_request_url": url,
+            "files_changed": result["change_set"]["files_changed"],
+        }
         queued = session.query(AssetDagRunQueue).filter_by(asset_id=asset.id).all()
         # The scheduler turns this queue entry into a run of the release DAG.
         assert "jules_release_client_library" in {q.target_dag_id for q in queued}
