@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_jules._compat import (
     AirflowException,
@@ -245,7 +245,7 @@ class SessionWaitMixin(JulesConnectionMixin):
             if line:
                 self.log.info("[Jules] %s", line)
 
-    def _defer_to_trigger(self, watch: Watch, *, new_session_until: float | None = None) -> None:
+    def _defer_to_trigger(self, watch: Watch, *, new_session_until: float | None = None) -> NoReturn:
         """Hand the wait to the triggerer; the task resumes in :meth:`execute_complete`."""
         from airflow_provider_jules.triggers.jules import JulesSessionTrigger
 

@@ -140,7 +140,7 @@ class JulesSessionSensor(SessionWaitMixin, BaseSensorOperator):
         event = self._poll_once(watch, None)
         if event is None:
             self._defer_to_trigger(watch)
-        return self._finish(context, event or {})
+        return self._finish(context, event)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         sid = session_id(self.session_id)

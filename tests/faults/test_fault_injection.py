@@ -198,7 +198,7 @@ def test_control_dropped_log_line_is_a_lost_event(harness: Harness, monkeypatch:
         return None if "planGenerated" in activity else format_activity(activity)
 
     monkeypatch.setattr("airflow_provider_jules.triggers.jules.format_activity", forgetful)
-    monkeypatch.setattr("airflow_provider_jules.operators.jules.format_activity", forgetful)
+    monkeypatch.setattr("airflow_provider_jules.session_wait.format_activity", forgetful)
     totals = _control(harness, [_plan(4, scenario="happy", deferrable=True)])
     assert totals["lost_events"] >= 1, totals
 
