@@ -238,6 +238,30 @@ class Watch:
         return max(0.0, wait)
 
 
+def cursor_after(activities: list[Json], cursor: str | None) -> str | None:
+    """The cursor once ``activities`` were streamed: the newest createTime among them and ``cursor``."""
+    times = [t for t in (activity_time_ns(a) for a in activities) if t is not None]
+    if not times:
+        return cursor
+    try:
+        current = parse_timestamp_ns(cursor) if cursor else None
+    except ValueError:
+        current = None
+    newest = max(times)
+    return format_timestamp_ns(newest) if current is None or newest > current else cursor
+
+
+def activities_after(activities: list[Json], cursor: object) -> list[Json]:
+    """The activities a wait has not streamed yet: created after its cursor (all of them without one)."""
+    try:
+        cutoff = parse_timestamp_ns(cursor) if isinstance(cursor, str) and cursor else None
+    except ValueError:
+        cutoff = None
+    if cutoff is None:
+        return list(activities)
+    return [a for a in activities if (activity_time_ns(a) or 0) > cutoff]
+
+
 def is_fatal_poll_error(exc: BaseException) -> bool:
     """Whether a failed poll (GET session, then GET its activities) ends the wait at once.
 

@@ -30,6 +30,8 @@ from airflow_provider_jules._waiting import (
     CLEANUP_ACTIONS,
     MAX_POLLS_IN_WORKER,
     Watch,
+    activities_after,
+    cursor_after,
     is_fatal,
     is_fatal_poll_error,
     validate_event,
@@ -308,6 +310,11 @@ class SessionWaitMixin(JulesConnectionMixin):
                 raise AirflowFailException(message)
             raise AirflowException(message + ". A retry of this task adopts the same session.")
         session, activities = self._read_session(sid)
+        # What the wait ended before streaming (a deadline or a stall during failed polls): logged now, so
+        # every activity of the session reaches the task log at least once.
+        unseen = activities_after(activities, event.get("cursor"))
+        self._log_activities(unseen)
+        event = {**event, "cursor": cursor_after(unseen, event.get("cursor"))}
         if status == "needs_input" and self.on_user_feedback == "reply":
             return self._reply_and_wait(context, event, session, activities)
         timed_out = status == "timeout"

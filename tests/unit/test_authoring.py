@@ -4,6 +4,7 @@ templated fields, argument checks and the series marker (issue #10)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -187,3 +188,35 @@ def test_bad_arguments_fail_before_any_request_naming_the_argument(kwargs, fragm
     with pytest.raises(AirflowFailException, match=fragment):
         op.execute({"ti": mock.MagicMock()})
     assert hook.method_calls == []
+
+
+def _activity(n: int) -> dict[str, Any]:
+    return {
+        "id": f"a{n}",
+        "createTime": f"2026-01-01T00:00:0{n}.000000Z",
+        "originator": "agent",
+        "progressUpdated": {"title": f"Step {n}"},
+    }
+
+
+def test_a_wait_that_ends_before_streaming_logs_what_it_missed_once(capfd):
+    """A deadline or stall during failed polls ends the wait before the stream caught up: _finish logs the
+    activities after the event's cursor, and only those."""
+    op = _create(deferrable=True, stall_timeout=5, on_timeout="keep")
+    hook = _hook("IN_PROGRESS")
+    hook.list_activities.return_value = [_activity(1), _activity(2), _activity(3)]
+    op.__dict__["hook"] = hook
+    event = {
+        "status": "timeout",
+        "reason": "stall",
+        "message": "stalled",
+        "session_id": "123",
+        "cursor": "2026-01-01T00:00:01.000000Z",  # activity 1 was streamed by the trigger
+    }
+    with pytest.raises(Exception, match="timed_out"):
+        op.execute_complete({"ti": mock.MagicMock()}, event)
+    out = "".join(capfd.readouterr())
+    assert re.findall(r"\[Jules\] Progress: Step \d", out) == [
+        "[Jules] Progress: Step 2",
+        "[Jules] Progress: Step 3",
+    ]
