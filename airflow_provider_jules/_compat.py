@@ -29,11 +29,6 @@ except ImportError:  # Airflow 3.1
 
 from airflow.sdk.exceptions import AirflowException  # type: ignore[attr-defined]
 
-try:  # Airflow >= 3.2
-    from airflow.sdk.bases.decorator import determine_kwargs  # type: ignore[attr-defined]
-except ImportError:  # Airflow 3.1
-    from airflow.utils.operator_helpers import determine_kwargs  # type: ignore[no-redef,attr-defined]
-
 conf: Any = _conf
 
 __all__ = [
@@ -43,5 +38,4 @@ __all__ = [
     "AirflowSkipException",
     "TaskDeferred",
     "conf",
-    "determine_kwargs",
 ]

@@ -30,8 +30,13 @@ from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factor
 from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
 from airflow.sdk.definitions.context import context_merge
 
-from airflow_provider_jules._compat import AirflowFailException, determine_kwargs
+from airflow_provider_jules._compat import AirflowFailException
 from airflow_provider_jules.operators.jules import JulesCreateSessionOperator
+
+try:  # Airflow >= 3.2 (kept out of _compat: the operators module must not load the decorator machinery)
+    from airflow.sdk.bases.decorator import determine_kwargs  # type: ignore[attr-defined]
+except ImportError:  # Airflow 3.1
+    from airflow.utils.operator_helpers import determine_kwargs  # type: ignore[no-redef,attr-defined]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -220,3 +220,16 @@ def test_a_wait_that_ends_before_streaming_logs_what_it_missed_once(capfd):
         "[Jules] Progress: Step 2",
         "[Jules] Progress: Step 3",
     ]
+
+
+def test_parsing_a_dag_with_operators_does_not_load_the_decorator_machinery():
+    """The import-cost benchmark's module (operators) and the sensor load nothing beyond what they use."""
+    code = (
+        "import sys, json; import airflow.sdk; before = set(sys.modules);"
+        "import airflow_provider_jules.operators.jules, airflow_provider_jules.sensors.jules;"
+        "print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    added = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "airflow.sdk.bases.decorator" not in added
+    assert "airflow_provider_jules.decorators.jules" not in added
