@@ -76,15 +76,9 @@ class JulesSessionError(AirflowException):
 
 
 def _seconds(name: str, value: float | timedelta | None, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise JulesConfigError(
-            f"{name} must be a positive number of seconds (or a timedelta), got {value!r}."
-        )
-    return float(value)
+    from airflow_provider_jules._validation import duration
+
+    return duration(name, value, allow_none=allow_none)
 
 
 def _choice(name: str, value: str, choices: Iterable[str]) -> str:
@@ -117,16 +111,14 @@ class _JulesBase(BaseOperator):
 
     def _push_session(self, context: Context, session: Json) -> None:
         """XCom the session's id and links at once: the extra links work while the task is deferred."""
+        from airflow_provider_jules.results import pull_request_url, session_url
+
         ti = context["ti"]
-        prs = [
-            o["pullRequest"]
-            for o in session.get("outputs") or []
-            if isinstance(o, dict) and "pullRequest" in o
-        ]
         ti.xcom_push(key="session_id", value=session["id"])
-        ti.xcom_push(key=SESSION_URL_KEY, value=session.get("url") or "")
+        # Checked URLs only (a session link to jules.google.com, an https PR link); None when one fails.
+        ti.xcom_push(key=SESSION_URL_KEY, value=session_url(session))
         # None until Jules opens a PR: the link stays empty instead of logging a missing XCom.
-        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=(prs[0].get("url") if prs else None))
+        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=pull_request_url(session))
 
 
 class _JulesSessionBase(_JulesBase):
@@ -201,12 +193,14 @@ class _JulesWaitingBase(_JulesSessionBase):
             isinstance(self.auto_reply, str) and self.auto_reply.strip()
         ):
             raise JulesConfigError('on_user_feedback="reply" needs auto_reply: the answer to send to Jules.')
-        if not isinstance(self.inline_patch_limit, int) or self.inline_patch_limit < 0:
-            raise JulesConfigError(
-                f"inline_patch_limit must be a number of bytes >= 0, got {self.inline_patch_limit!r}."
-            )
-        if not isinstance(self.max_poll_errors, int) or self.max_poll_errors < 1:
-            raise JulesConfigError(f"max_poll_errors must be an integer >= 1, got {self.max_poll_errors!r}.")
+        from airflow_provider_jules._validation import boolean, integer, optional_string
+
+        integer("inline_patch_limit", self.inline_patch_limit, minimum=0)
+        integer("max_poll_errors", self.max_poll_errors, minimum=1, maximum=1_000_000)
+        boolean("wait_for_completion", self.wait_for_completion)
+        boolean("deferrable", self.deferrable)
+        optional_string("auto_reply", self.auto_reply)
+        optional_string("artifacts_path", self.artifacts_path)
 
     # ------------------------------------------------------------------------------------ waiting
     def _target_states(self) -> list[str]:
@@ -474,8 +468,14 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         self.adopt_existing_session = adopt_existing_session
 
     def _validate(self) -> None:
+        from airflow_provider_jules._validation import boolean, optional_string
+
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise JulesConfigError("prompt must be a non-empty string: tell Jules what to do.")
+        optional_string("title", self.title)
+        boolean("require_plan_approval", self.require_plan_approval)
+        boolean("auto_create_pr", self.auto_create_pr)
+        boolean("adopt_existing_session", self.adopt_existing_session)
         if self.source is not None:
             self.source = source_name(self.source)
         if self.starting_branch is not None and (
@@ -560,8 +560,9 @@ class JulesCreateSessionOperator(_JulesWaitingBase):
         return session, True
 
     def _default_branch(self, source: str) -> str:
-        repo = self.hook.get_source(source).get("githubRepo") or {}
-        branch = (repo.get("defaultBranch") or {}).get("displayName")
+        from airflow_provider_jules.client.models import default_branch
+
+        branch = default_branch(self.hook.get_source(source))
         if not branch:
             raise JulesConfigError(
                 f"Source {source} reports no default branch: set starting_branch explicitly."
