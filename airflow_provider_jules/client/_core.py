@@ -454,7 +454,13 @@ def filter_created_after(activities: list[Json], created_after: str | int) -> li
 
 
 def headers_for(api_key: str, user_agent: str, request: Request) -> dict[str, str]:
-    headers = {API_KEY_HEADER: api_key, "Accept": "application/json", "User-Agent": user_agent}
+    headers = {
+        API_KEY_HEADER: api_key,
+        "Accept": "application/json",
+        # Only what both clients decode with a bounded output (see max_response_bytes).
+        "Accept-Encoding": "gzip, deflate",
+        "User-Agent": user_agent,
+    }
     if request.body is not None:
         headers["Content-Type"] = "application/json"
     return headers

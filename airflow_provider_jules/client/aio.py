@@ -10,6 +10,7 @@ import asyncio
 import functools
 import os
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -35,6 +36,44 @@ def _shared_ssl_context() -> ssl.SSLContext:
 
     cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()
     return ssl.create_default_context(cafile=cafile, capath=os.environ.get("SSL_CERT_DIR") or None)
+
+
+async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body, decompressed at most CHUNK_BYTES at a time: a gzip bomb is never inflated whole.
+
+    httpx would inflate each network chunk at once (1000x: ~64 MB from one 64 KiB chunk); gzip and deflate
+    are decoded here with a bounded output instead. Other encodings (never asked for) go through httpx.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if response.is_stream_consumed:  # a body already in memory (e.g. httpx.MockTransport)
+        async for chunk in response.aiter_bytes(core.CHUNK_BYTES):
+            yield chunk
+        return
+    if encoding in ("", "identity"):
+        async for chunk in response.aiter_raw(core.CHUNK_BYTES):
+            yield chunk
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        async for chunk in response.aiter_bytes(core.CHUNK_BYTES):
+            yield chunk
+        return
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else 32 + zlib.MAX_WBITS)
+    first = True
+    async for raw in response.aiter_raw(core.CHUNK_BYTES):
+        data = raw
+        while data and not decoder.eof:
+            try:
+                out = decoder.decompress(data, core.CHUNK_BYTES)
+            except zlib.error:
+                if not (first and encoding == "deflate"):
+                    raise httpx.DecodingError("invalid compressed body") from None
+                decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, without the zlib header
+                first = False
+                continue
+            first = False
+            data = decoder.unconsumed_tail
+            if out:
+                yield out
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -110,7 +149,7 @@ class AsyncJulesClient(ClientBase):
                 ok = 200 <= response.status_code < 300
                 chunks: list[bytes] = []
                 total = 0
-                async for chunk in response.aiter_bytes(core.CHUNK_BYTES):
+                async for chunk in _decoded(response):
                     total += len(chunk)
                     if total > limit:
                         if ok:
