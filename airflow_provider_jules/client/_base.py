@@ -68,7 +68,8 @@ class ClientBase:
         )
         #: True for a loopback Base URL: no proxy is ever used (not even from the environment).
         self.direct = is_loopback(urlsplit(self.base_url).hostname or "")
-        self._proxy = None if self.direct else validate_proxy(proxy)
+        proxy_url = validate_proxy(proxy)  # checked even when a loopback Base URL ignores it
+        self._proxy = None if self.direct else proxy_url
         self.retry_policy = retry_policy or RetryPolicy()
         self._user_agent = user_agent()
         self._created: dict[str, float] = {}
