@@ -65,6 +65,9 @@ class JulesClient(ClientBase):
             proxy=proxy,
         )
         self._http = session or requests.Session()
+        if session is None and self.direct:
+            # Loopback: no proxy, no netrc, no environment lookups on every request (they cost ~0.3 ms).
+            self._http.trust_env = False
         self._sleep = sleep
 
     def close(self) -> None:
@@ -133,6 +136,7 @@ class JulesClient(ClientBase):
                 raise core.too_large(request, limit)
             return body[:limit]
         read1 = getattr(raw, "read1", None)
+        plain = not response.headers.get("Content-Encoding")  # else bytes may wait in the decoder
         chunks: list[bytes] = []
         total = 0
         error: JulesTransportError | None = None
@@ -141,7 +145,8 @@ class JulesClient(ClientBase):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise core.deadline_exceeded(request, self.timeout)
-                _set_read_timeout(raw, remaining)
+                if remaining < self.timeout - 0.5:  # else the socket's own read timeout is as tight
+                    _set_read_timeout(raw, remaining)
                 if read1 is not None:
                     chunk = read1(core.CHUNK_BYTES, decode_content=True)
                 else:  # pragma: no cover - urllib3 < 2
@@ -155,6 +160,8 @@ class JulesClient(ClientBase):
                     chunks.append(chunk[: limit - (total - len(chunk))])
                     break
                 chunks.append(chunk)
+                if plain and getattr(raw, "length_remaining", None) == 0:  # all read: no extra read call
+                    break
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             timed_out = isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError))
             error = (
