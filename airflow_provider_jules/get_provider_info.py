@@ -55,13 +55,34 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "timeout": {
                         "label": "Request timeout (seconds)",
-                        "description": "Timeout of each HTTP request to the Jules API.",
+                        "description": (
+                            "Total seconds of each HTTP attempt to the Jules API: connect, send and the "
+                            "whole response."
+                        ),
                         "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
                     },
                     "max_attempts": {
                         "label": "Attempts per call",
                         "description": "Attempts per API call, retries of 429/5xx/network errors included.",
                         "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20, "default": 6},
+                    },
+                    "max_response_bytes": {
+                        "label": "Max response size (bytes)",
+                        "description": "Cap on one response body (decompressed); larger is an error.",
+                        "schema": {
+                            "type": ["integer", "null"],
+                            "minimum": 1024,
+                            "maximum": 1073741824,
+                            "default": 10485760,
+                        },
+                    },
+                    "proxy": {
+                        "label": "Proxy URL",
+                        "description": (
+                            "http(s):// proxy for the Jules API. Empty: HTTPS_PROXY/NO_PROXY from the "
+                            "environment. A loopback Base URL never uses a proxy."
+                        ),
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
             }

@@ -11,15 +11,18 @@ exactly the keys of :data:`RESULT_KEYS`:
     bare id and ``sessions/{id}``; ids stay strings (Q25: 20-digit ids exceed int64). ``None`` only when
     the resource carries no usable ``name``/``id`` at all.
 ``url``, ``title``
-    as the API sent them (``None`` when missing); a title longer than :data:`MAX_TITLE_CHARS` characters
-    (Q21: the title can be the whole prompt) is cut and ends with ``…``.
+    as the API sent them (``None`` when missing); ``url`` is kept only when it passes
+    :func:`check_session_url` (``https://jules.google.com/...``), else ``None`` with a logged warning; a
+    title longer than :data:`MAX_TITLE_CHARS` characters (Q21: the title can be the whole prompt) is cut
+    and ends with ``…``.
 ``state``
     the raw state string; unknown values are kept, a missing one is ``STATE_UNSPECIFIED``.
 ``outcome``
     one :class:`Outcome` value (see below).
 ``pull_requests``, ``pull_request_url``
     ``{url, title, description, base_ref, head_ref}`` for each ``outputs[].pullRequest`` (missing fields
-    are ``None``) and the first PR's url.
+    are ``None``; a ``url`` failing :func:`check_pull_request_url` is ``None``, with a logged warning) and
+    the first PR's url.
 ``change_set``
     ``None`` when neither ``outputs[].changeSet`` nor any activity artifact carries a change set, else
     ``{source, base_commit_id, suggested_commit_message, patch, patch_uri, files_changed, patch_bytes,
@@ -64,10 +67,12 @@ Nothing here raises on API data: missing keys, unknown activity kinds, activitie
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_jules.client.errors import JulesConfigError
 from airflow_provider_jules.client.models import SessionState, activity_kind, parse_state, session_id_of
@@ -81,10 +86,20 @@ __all__ = [
     "RESULT_KEYS",
     "Outcome",
     "build_result",
+    "check_pull_request_url",
+    "check_session_url",
     "classify_outcome",
     "format_activity",
     "patch_files",
+    "pull_request_url",
+    "session_url",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The only host of a session link (the Jules web app).
+SESSION_URL_HOST = "jules.google.com"
+_MAX_URL_CHARS = 2048
 
 Json = dict[str, Any]
 
@@ -200,6 +215,71 @@ def _member(activity: Json, kind: str) -> Json:
 def _non_empty_patch(git_patch: Json) -> str | None:
     patch = git_patch.get("unidiffPatch")
     return patch if isinstance(patch, str) and patch.strip() else None
+
+
+# ------------------------------------------------------------------------------------------------ URLs
+
+
+def _url_problem(url: object) -> tuple[str | None, str]:
+    """(the URL's host, "") when ``url`` is a plain https URL, else (None, why not)."""
+    if not isinstance(url, str) or not url:
+        return None, "it is missing or not a string"
+    if len(url) > _MAX_URL_CHARS:
+        return None, f"it is longer than {_MAX_URL_CHARS} characters"
+    if any(ord(c) <= 32 or ord(c) == 127 or c == "\\" for c in url):
+        return None, "it contains spaces, control characters or backslashes"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None, "it is not a valid URL"
+    if parts.scheme != "https":
+        return None, f"its scheme is {parts.scheme or 'missing'!r}, not 'https'"
+    if "@" in parts.netloc:
+        return None, "it carries user information ('user@host')"
+    if not host:
+        return None, "it has no host"
+    return host, ""
+
+
+def check_session_url(url: object) -> tuple[str | None, str]:
+    """``(url, "")`` when ``url`` is an ``https://jules.google.com/...`` link, else ``(None, why)``."""
+    host, why = _url_problem(url)
+    if host is None:
+        return None, why
+    if host != SESSION_URL_HOST or urlsplit(str(url)).port not in (None, 443):
+        return None, f"its host is not {SESSION_URL_HOST}"
+    return str(url), ""
+
+
+def check_pull_request_url(url: object) -> tuple[str | None, str]:
+    """``(url, "")`` when ``url`` is an ``https://`` URL on a host without user information, else
+    ``(None, why)``."""
+    host, why = _url_problem(url)
+    return (str(url), "") if host is not None else (None, why)
+
+
+def _checked(url: object, check: Callable[[object], tuple[str | None, str]], what: str) -> str | None:
+    if url is None or url == "":
+        return None
+    good, why = check(url)
+    if good is None:
+        shown = repr(url)[:200] if isinstance(url, str) else type(url).__name__
+        log.warning("Ignoring the %s %s: %s.", what, shown, why)
+    return good
+
+
+def session_url(session: object) -> str | None:
+    """The session's web-app link when it passes :func:`check_session_url`, else None (logged)."""
+    return _checked(_session_dict(session).get("url"), check_session_url, "session URL")
+
+
+def pull_request_url(session: object) -> str | None:
+    """The first pull request's URL when it passes :func:`check_pull_request_url`, else None (logged).
+    Never raises on malformed ``outputs``."""
+    prs = _pull_requests(_session_dict(session))
+    return prs[0]["url"] if prs else None
 
 
 # ------------------------------------------------------------------------------------ diff file names
@@ -355,7 +435,7 @@ def _pull_requests(session: Json) -> list[Json]:
         if isinstance(pr, dict):
             prs.append(
                 {
-                    "url": _text(pr.get("url")),
+                    "url": _checked(pr.get("url"), check_pull_request_url, "pull request URL"),
                     "title": _str(pr.get("title")),
                     "description": _cut_or_none(_str(pr.get("description")), MAX_TEXT_CHARS),
                     "base_ref": _text(pr.get("baseRef")),
@@ -539,7 +619,7 @@ def build_result(
     return {
         "session_id": ident,
         "session_name": f"sessions/{ident}" if ident is not None else None,
-        "url": _text(session.get("url")),
+        "url": session_url(session),
         "title": _cut(title, MAX_TITLE_CHARS) if title is not None else None,
         "state": state,
         "outcome": outcome.value,

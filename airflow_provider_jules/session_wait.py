@@ -13,7 +13,6 @@ Imported at every DAG parse (through the operators and the sensor): no requests,
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -26,6 +25,7 @@ from airflow_provider_jules._compat import (
     AirflowSkipException,
     conf,
 )
+from airflow_provider_jules._validation import boolean, duration, integer, optional_string
 from airflow_provider_jules._waiting import (
     CLEANUP_ACTIONS,
     MAX_POLLS_IN_WORKER,
@@ -39,7 +39,13 @@ from airflow_provider_jules._waiting import (
 from airflow_provider_jules.client.errors import JulesConfigError
 from airflow_provider_jules.client.models import activity_kind
 from airflow_provider_jules.links.jules import PULL_REQUEST_URL_KEY, SESSION_URL_KEY
-from airflow_provider_jules.results import Outcome, build_result, format_activity
+from airflow_provider_jules.results import (
+    Outcome,
+    build_result,
+    format_activity,
+    pull_request_url,
+    session_url,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -84,24 +90,9 @@ class JulesSessionError(AirflowException):
         super().__init__(f"Jules session {session_id} ended with outcome '{outcome}': {detail}{where}")
 
 
-def seconds(name: str, value: float | timedelta | None, *, allow_none: bool = False) -> float | None:
-    """A duration argument as seconds: positive, finite, at most :data:`MAX_DURATION`."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    limit = MAX_DURATION.total_seconds()
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not 0 < value <= limit
-    ):
-        raise JulesConfigError(
-            f"{name} must be a positive number of seconds (or a timedelta) of at most {limit:.0f} s "
-            f"(7 days), got {value!r}."
-        )
-    return float(value)
+def seconds(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    """A duration argument as seconds: positive, finite, at most :data:`MAX_DURATION` (7 days)."""
+    return duration(name, value, allow_none=allow_none, maximum=MAX_DURATION.total_seconds())
 
 
 def choice(name: str, value: object, choices: Iterable[str]) -> str:
@@ -113,9 +104,7 @@ def choice(name: str, value: object, choices: Iterable[str]) -> str:
 
 def flag(name: str, value: object) -> bool:
     """A boolean argument that is a boolean (``"false"`` is a non-empty string, hence true in Python)."""
-    if not isinstance(value, bool):
-        raise JulesConfigError(f"{name} must be True or False, got {value!r}.")
-    return value
+    return bool(boolean(name, value))
 
 
 def fail_fast(exc: BaseException) -> BaseException:
@@ -145,15 +134,11 @@ class JulesConnectionMixin(_OperatorBase):
     def _push_session(self, context: Context, session: Json) -> None:
         """XCom the session's id and links at once: the extra links work while the task is deferred."""
         ti = context["ti"]
-        prs = [
-            o["pullRequest"]
-            for o in session.get("outputs") or []
-            if isinstance(o, dict) and "pullRequest" in o
-        ]
         ti.xcom_push(key="session_id", value=session["id"])
-        ti.xcom_push(key=SESSION_URL_KEY, value=session.get("url") or "")
+        # Checked URLs only (a session link to jules.google.com, an https PR link); None when one fails.
+        ti.xcom_push(key=SESSION_URL_KEY, value=session_url(session))
         # None until Jules opens a PR: the link stays empty instead of logging a missing XCom.
-        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=(prs[0].get("url") if prs else None))
+        ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=pull_request_url(session))
 
 
 class SessionWaitMixin(JulesConnectionMixin):
@@ -197,12 +182,10 @@ class SessionWaitMixin(JulesConnectionMixin):
             isinstance(self.auto_reply, str) and self.auto_reply.strip()
         ):
             raise JulesConfigError('on_user_feedback="reply" needs auto_reply: the answer to send to Jules.')
-        limit = self.inline_patch_limit
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise JulesConfigError(f"inline_patch_limit must be a number of bytes >= 0, got {limit!r}.")
-        errors = self.max_poll_errors
-        if isinstance(errors, bool) or not isinstance(errors, int) or errors < 1:
-            raise JulesConfigError(f"max_poll_errors must be an integer >= 1, got {errors!r}.")
+        integer("inline_patch_limit", self.inline_patch_limit, minimum=0)
+        integer("max_poll_errors", self.max_poll_errors, minimum=1, maximum=1_000_000)
+        optional_string("auto_reply", self.auto_reply)
+        optional_string("artifacts_path", self.artifacts_path)
 
     # ------------------------------------------------------------------------------------ waiting
     def _target_states(self) -> list[str]:

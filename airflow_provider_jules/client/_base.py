@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from airflow_provider_jules._validation import duration, integer, optional_string
 from airflow_provider_jules.client._core import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     Request,
     headers_for,
+    is_loopback,
     user_agent,
     validate_api_key,
     validate_base_url,
@@ -20,6 +24,25 @@ from airflow_provider_jules.client.retry import RetryPolicy
 NEW_SESSION_GRACE_SECONDS = 120.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: The longest per-attempt timeout accepted (the connection's ``timeout`` extra).
+MAX_TIMEOUT = 3600.0
+#: Bounds of the connection extra ``max_response_bytes``.
+MIN_RESPONSE_BYTES = 1024
+MAX_RESPONSE_BYTES = 1024 * 1024 * 1024
+
+
+def validate_proxy(proxy: object) -> str | None:
+    """An ``http://`` or ``https://`` proxy URL (credentials allowed), or None. The error never shows it."""
+    text = optional_string("proxy", proxy)
+    if text is None or not text.strip():
+        return None
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise JulesConfigError(
+            "The proxy must be an http:// or https:// URL such as 'http://proxy.example:3128' "
+            "(the connection extra 'proxy')."
+        )
+    return text.strip()
 
 
 class ClientBase:
@@ -32,12 +55,21 @@ class ClientBase:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
     ) -> None:
         self._api_key = validate_api_key(api_key)
         self.base_url = validate_base_url(base_url)
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise JulesConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-        self.timeout = float(timeout)
+        #: Total seconds of one HTTP attempt: connect, send, status, headers and the whole body.
+        self.timeout = duration("timeout", timeout, maximum=MAX_TIMEOUT) or DEFAULT_TIMEOUT
+        #: Cap on the decompressed bytes of one response body.
+        self.max_response_bytes = integer(
+            "max_response_bytes", max_response_bytes, minimum=MIN_RESPONSE_BYTES, maximum=MAX_RESPONSE_BYTES
+        )
+        #: True for a loopback Base URL: no proxy is ever used (not even from the environment).
+        self.direct = is_loopback(urlsplit(self.base_url).hostname or "")
+        proxy_url = validate_proxy(proxy)  # checked even when a loopback Base URL ignores it
+        self._proxy = None if self.direct else proxy_url
         self.retry_policy = retry_policy or RetryPolicy()
         self._user_agent = user_agent()
         self._created: dict[str, float] = {}

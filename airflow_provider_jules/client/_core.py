@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from airflow_provider_jules.client.errors import JulesAPIError, JulesConfigError, error_from_response
+from airflow_provider_jules.client.errors import (
+    JulesConfigError,
+    JulesInvalidResponseError,
+    JulesTransportError,
+    error_from_response,
+)
 from airflow_provider_jules.client.models import (
     AUTOMATION_MODES,
     Json,
@@ -31,8 +36,17 @@ DEFAULT_BASE_URL = "https://jules.googleapis.com"
 API_VERSION = "v1alpha"
 API_KEY_HEADER = "x-goog-api-key"
 MAX_PAGE_SIZE = 100
-#: Upper bound on pages followed by one list call (100 pages x 100 items): every loop is bounded.
+#: Upper bound on pages followed by one list call (1000 pages x 100 items): every loop is bounded. A list
+#: that still has a next page after this many is an error (JulesInvalidResponseError), never cut silently.
 MAX_PAGES = 1000
+#: A ``nextPageToken`` longer than this is refused (real tokens are ids or nanosecond timestamps).
+MAX_PAGE_TOKEN_CHARS = 4096
+#: Default cap on the (decompressed) bytes of one response body; the connection extra max_response_bytes.
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+#: Bytes read of an error (non-2xx) body: enough for the google.rpc envelope; the rest is not read.
+ERROR_BODY_LIMIT = 16 * 1024
+#: Bytes read per chunk by the transports.
+CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,16 +103,31 @@ def is_loopback(host: str) -> bool:
 
 
 def validate_api_key(api_key: str | None) -> str:
-    if not api_key or not str(api_key).strip():
+    """The key, stripped; it must be printable ASCII without spaces (the same rule for both clients).
+
+    The error never contains the key.
+    """
+    if not isinstance(api_key, str) or not api_key.strip():
         raise JulesConfigError(
             "The Jules connection has no API key: put the key in the connection's password field "
             '(\'API Key\' in the UI), e.g. AIRFLOW_CONN_JULES_DEFAULT=\'{"conn_type": "jules", '
             '"password": "<key>"}\'. Create a key at https://jules.google.com/settings#api.'
         )
-    key = str(api_key).strip()
-    if any(c in key for c in "\r\n\0"):
-        raise JulesConfigError("The Jules API key contains control characters; paste it again.")
+    key = api_key.strip()
+    bad = [c for c in key if not 33 <= ord(c) <= 126]
+    if bad:
+        kinds = sorted({_char_kind(c) for c in bad})
+        raise JulesConfigError(
+            f"The Jules API key contains {' and '.join(kinds)} ({len(bad)} character(s)); a key is printable "
+            "ASCII without spaces. Paste it again from https://jules.google.com/settings#api."
+        )
     return key
+
+
+def _char_kind(c: str) -> str:
+    if c.isspace():
+        return "spaces"
+    return "control characters" if ord(c) < 32 or ord(c) == 127 else "non-ASCII characters"
 
 
 def _v(*segments: str) -> str:
@@ -147,7 +176,11 @@ def create_session(
         if title.strip():
             body["title"] = title
     if require_plan_approval is not None:
-        body["requirePlanApproval"] = bool(require_plan_approval)
+        if not isinstance(require_plan_approval, bool):
+            raise JulesConfigError(
+                f"require_plan_approval must be True, False or None, got {require_plan_approval!r}."
+            )
+        body["requirePlanApproval"] = require_plan_approval
     if automation_mode is not None:
         if automation_mode not in AUTOMATION_MODES:
             raise JulesConfigError(
@@ -264,27 +297,105 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def parse_response(
-    request: Request, status: int, headers: Mapping[str, str], body: bytes, reason: str = ""
+    request: Request,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    reason: str = "",
+    *,
+    secret: str = "",
 ) -> Json:
-    """A 2xx body as a dict (zero-length and ``{}`` both give ``{}``, Q8/Q9), or raise the typed error."""
+    """A 2xx body as a dict (zero-length and ``{}`` both give ``{}``, Q8/Q9), or raise the typed error.
+
+    A 2xx body that is not a JSON object (invalid, nested too deeply, an array, ``null``...) is a
+    :class:`JulesInvalidResponseError`. ``secret`` is masked in any server text kept in an error.
+    """
     if 200 <= status < 300:
         if not body.strip():
             return {}
         try:
             parsed = json.loads(body)
-        except ValueError as exc:
-            raise JulesAPIError(
-                f"the API answered {status} with a body that is not JSON ({len(body)} bytes)",
-                http_status=status,
-                status="INVALID_RESPONSE",
-                method=request.method,
-                path=request.path,
-            ) from exc
-        return parsed if isinstance(parsed, dict) else {"value": parsed}
+        except (ValueError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+            raise invalid_response(request, status, f"a body that is {what} ({len(body)} bytes)") from None
+        if not isinstance(parsed, dict):
+            raise invalid_response(
+                request, status, f"a JSON {type(parsed).__name__} where an object was expected"
+            )
+        return parsed
     retry_after = parse_retry_after(_header(headers, "retry-after"))
     raise error_from_response(
-        status, body, retry_after=retry_after, reason=reason, method=request.method, path=request.path
+        status,
+        body,
+        retry_after=retry_after,
+        reason=reason,
+        method=request.method,
+        path=request.path,
+        secret=secret,
     )
+
+
+def invalid_response(request: Request, status: int, what: str) -> JulesInvalidResponseError:
+    return JulesInvalidResponseError(
+        f"the API answered {status} with {what}",
+        http_status=status,
+        status="INVALID_RESPONSE",
+        method=request.method,
+        path=request.path,
+    )
+
+
+def too_large(request: Request, limit: int) -> JulesTransportError:
+    return JulesTransportError(
+        f"{describe(request)} failed: the response body exceeded {limit} bytes (decompressed) and was not "
+        "read further. Raise the connection extra max_response_bytes if the API really sends that much.",
+        reached_server=True,
+        method=request.method,
+        path=request.path,
+    )
+
+
+def deadline_exceeded(request: Request, seconds: float) -> JulesTransportError:
+    return JulesTransportError(
+        f"{describe(request)} failed: no complete response within {seconds:g} s (the connection's "
+        "timeout covers connect, send and the whole body of one attempt)",
+        reached_server=True,
+        method=request.method,
+        path=request.path,
+    )
+
+
+def body_limit(status: int, max_response_bytes: int) -> int:
+    """How many body bytes to read: the cap for a 2xx, a few KB for an error (the rest is not needed)."""
+    return max_response_bytes if 200 <= status < 300 else min(ERROR_BODY_LIMIT, max_response_bytes)
+
+
+def list_items(request: Request, response: Json, key: str) -> list[Json]:
+    """The dict items of a list field: missing or ``null`` (proto3 JSON default) is empty; a value that is
+    not a list is a :class:`JulesInvalidResponseError`; non-dict items are skipped."""
+    value = response.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid_response(request, 200, f"{key!r} as a JSON {type(value).__name__}, not a list")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def has_session_id(session: Json) -> bool:
+    try:
+        session_id(session)
+    except JulesConfigError:
+        return False
+    return True
+
+
+def require_session(request: Request, session: Json) -> Json:
+    """A created or read session must carry a usable ``name`` or ``id``."""
+    try:
+        session_id(session)
+    except JulesConfigError:
+        raise invalid_response(request, 200, "a session without a usable 'name' or 'id'") from None
+    return session
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -296,9 +407,42 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 def next_page(request: Request, response: Json) -> Request | None:
     token = response.get("nextPageToken")
-    if not isinstance(token, str) or not token:
+    if token is None or token == "":
         return None
+    if not isinstance(token, str):
+        raise invalid_response(request, 200, f"a nextPageToken that is a JSON {type(token).__name__}")
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        raise invalid_response(
+            request, 200, f"a nextPageToken of {len(token)} characters (at most {MAX_PAGE_TOKEN_CHARS})"
+        )
     return request.with_params(pageToken=token)
+
+
+class Pager:
+    """Follows ``nextPageToken`` for one list call and notices a loop: a token seen before, or more than
+    :data:`MAX_PAGES` pages, is a :class:`JulesInvalidResponseError` (never a silent truncation)."""
+
+    def __init__(self, first: Request) -> None:
+        self.first = first
+        self.pages = 0
+        self._seen: set[str] = set()
+
+    def next(self, request: Request, response: Json) -> Request | None:
+        self.pages += 1
+        nxt = next_page(request, response)
+        if nxt is None:
+            return None
+        token = nxt.params["pageToken"]
+        if token in self._seen or token == self.first.params.get("pageToken"):
+            raise invalid_response(
+                request, 200, "a nextPageToken it already sent for this list (a paging loop); stopping"
+            )
+        if self.pages >= MAX_PAGES:
+            raise invalid_response(
+                request, 200, f"a next page after {MAX_PAGES} pages (the page cap); stopping the list"
+            )
+        self._seen.add(token)
+        return nxt
 
 
 def filter_created_after(activities: list[Json], created_after: str | int) -> list[Json]:
@@ -310,7 +454,13 @@ def filter_created_after(activities: list[Json], created_after: str | int) -> li
 
 
 def headers_for(api_key: str, user_agent: str, request: Request) -> dict[str, str]:
-    headers = {API_KEY_HEADER: api_key, "Accept": "application/json", "User-Agent": user_agent}
+    headers = {
+        API_KEY_HEADER: api_key,
+        "Accept": "application/json",
+        # Only what both clients decode with a bounded output (see max_response_bytes).
+        "Accept-Encoding": "gzip, deflate",
+        "User-Agent": user_agent,
+    }
     if request.body is not None:
         headers["Content-Type"] = "application/json"
     return headers

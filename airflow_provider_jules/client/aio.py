@@ -6,9 +6,11 @@ once and closes it when it ends, never one client per poll.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -36,6 +38,44 @@ def _shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile, capath=os.environ.get("SSL_CERT_DIR") or None)
 
 
+async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body, decompressed at most CHUNK_BYTES at a time: a gzip bomb is never inflated whole.
+
+    httpx would inflate each network chunk at once (1000x: ~64 MB from one 64 KiB chunk); gzip and deflate
+    are decoded here with a bounded output instead. Other encodings (never asked for) go through httpx.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if response.is_stream_consumed:  # a body already in memory (e.g. httpx.MockTransport)
+        async for chunk in response.aiter_bytes(core.CHUNK_BYTES):
+            yield chunk
+        return
+    if encoding in ("", "identity"):
+        async for chunk in response.aiter_raw(core.CHUNK_BYTES):
+            yield chunk
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        async for chunk in response.aiter_bytes(core.CHUNK_BYTES):
+            yield chunk
+        return
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else 32 + zlib.MAX_WBITS)
+    first = True
+    async for raw in response.aiter_raw(core.CHUNK_BYTES):
+        data = raw
+        while data and not decoder.eof:
+            try:
+                out = decoder.decompress(data, core.CHUNK_BYTES)
+            except zlib.error:
+                if not (first and encoding == "deflate"):
+                    raise httpx.DecodingError("invalid compressed body") from None
+                decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, without the zlib header
+                first = False
+                continue
+            first = False
+            data = decoder.unconsumed_tail
+            if out:
+                yield out
+
+
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -51,14 +91,25 @@ class AsyncJulesClient(ClientBase):
         retry_policy: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        max_response_bytes: int = core.DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
     ) -> None:
-        super().__init__(api_key, base_url, timeout=timeout, retry_policy=retry_policy)
+        super().__init__(
+            api_key,
+            base_url,
+            timeout=timeout,
+            retry_policy=retry_policy,
+            max_response_bytes=max_response_bytes,
+            proxy=proxy,
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, self.timeout)),
             transport=transport,
             verify=_shared_ssl_context(),
             follow_redirects=False,
-            trust_env=transport is None,
+            # Loopback: never a proxy. Else the 'proxy' extra, or the environment (HTTPS_PROXY, NO_PROXY).
+            proxy=None if transport is not None else self._proxy,
+            trust_env=transport is None and not self.direct and not self._proxy,
         )
         self._sleep = sleep
 
@@ -73,24 +124,48 @@ class AsyncJulesClient(ClientBase):
 
     # -------------------------------------------------------------------------------------- transport
     async def _send_once(self, request: core.Request) -> Json:
+        """One attempt, bounded as a whole (connect, send, headers and body) by the connection's timeout."""
         try:
-            response = await self._http.request(
+            status, headers, body, reason = await asyncio.wait_for(self._attempt(request), self.timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+        else:
+            timed_out = False
+        if timed_out:
+            raise core.deadline_exceeded(request, self.timeout)
+        return core.parse_response(request, status, headers, body, reason, secret=self._api_key)
+
+    async def _attempt(self, request: core.Request) -> tuple[int, httpx.Headers, bytes, str]:
+        error: JulesTransportError | None = None
+        try:
+            async with self._http.stream(
                 request.method,
                 self._url(request),
                 params=dict(request.params) or None,
                 content=core.encode_body(request),
                 headers=self._headers(request),
-            )
+            ) as response:
+                limit = core.body_limit(response.status_code, self.max_response_bytes)
+                ok = 200 <= response.status_code < 300
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in _decoded(response):
+                    total += len(chunk)
+                    if total > limit:
+                        if ok:
+                            raise core.too_large(request, limit)
+                        chunks.append(chunk[: limit - (total - len(chunk))])
+                        break
+                    chunks.append(chunk)
+                return response.status_code, response.headers, b"".join(chunks), response.reason_phrase
         except httpx.HTTPError as exc:
-            raise JulesTransportError(
+            error = JulesTransportError(
                 f"{core.describe(request)} failed: {type(exc).__name__}",
                 reached_server=not isinstance(exc, _NOT_SENT),
                 method=request.method,
                 path=request.path,
-            ) from None
-        return core.parse_response(
-            request, response.status_code, response.headers, response.content, response.reason_phrase
-        )
+            )
+        raise error  # outside the except block: no chained context holding the request (and its key)
 
     async def call(self, request: core.Request, *, tolerate_404: bool = False) -> Json:
         """Send one request with the shared retry policy."""
@@ -105,30 +180,31 @@ class AsyncJulesClient(ClientBase):
     async def _pages(
         self, request: core.Request, key: str, *, tolerate_404: bool = False
     ) -> AsyncIterator[Json]:
+        pager = core.Pager(request)
         page: core.Request | None = request
-        for _ in range(core.MAX_PAGES):
-            if page is None:
-                return
+        while page is not None:  # bounded: the Pager raises after MAX_PAGES pages
             response = await self.call(page, tolerate_404=tolerate_404)
-            for item in response.get(key, []):
-                if isinstance(item, dict):
-                    yield item
-            page = core.next_page(page, response)
+            for item in core.list_items(page, response, key):
+                yield item
+            page = pager.next(page, response)
 
     # -------------------------------------------------------------------------------------- sessions
     async def create_session(self, prompt: str, **fields: Any) -> Json:
-        session = normalize_session(await self.call(core.create_session(prompt, **fields)))
+        request = core.create_session(prompt, **fields)
+        session = normalize_session(core.require_session(request, await self.call(request)))
         self._remember_created(session)
         return session
 
     async def get_session(self, session: str) -> Json:
-        return normalize_session(await self.call(core.get_session(session)))
+        request = core.get_session(session)
+        return normalize_session(core.require_session(request, await self.call(request)))
 
     async def list_sessions(
         self, *, page_size: int | None = None, archived: bool | None = None
     ) -> AsyncIterator[Json]:
         async for item in self._pages(core.list_sessions(page_size=page_size, archived=archived), "sessions"):
-            yield normalize_session(item)
+            if core.has_session_id(item):  # a listed session without a usable id cannot be used: skipped
+                yield normalize_session(item)
 
     async def delete_session(self, session: str) -> None:
         await self.call(core.delete_session(session))
@@ -164,9 +240,9 @@ class AsyncJulesClient(ClientBase):
                 if not self._filter_rejected(exc, created_after):
                     raise
             else:
-                for item in normalized_activities(first.get("activities", [])):
+                for item in normalized_activities(core.list_items(request, first, "activities")):
                     yield item
-                nxt = core.next_page(request, first)
+                nxt = core.Pager(request).next(request, first)
                 if nxt is not None:
                     async for item in self._pages(nxt, "activities", tolerate_404=tolerate):
                         yield normalized_activities([item])[0]

@@ -19,6 +19,7 @@ __all__ = [
     "JulesConfigError",
     "JulesError",
     "JulesInvalidArgumentError",
+    "JulesInvalidResponseError",
     "JulesNotFoundError",
     "JulesQuotaExhaustedError",
     "JulesRateLimitError",
@@ -103,6 +104,12 @@ class JulesInvalidArgumentError(JulesAPIError):
     """400 INVALID_ARGUMENT: the request was malformed; retrying it unchanged cannot succeed."""
 
 
+class JulesInvalidResponseError(JulesAPIError):
+    """The API answered with a body this client cannot use: not JSON, too deeply nested, not an object,
+    a list field that is not a list, a session without an id, or a paging loop (repeated or oversize page
+    token, too many pages). ``status`` is ``INVALID_RESPONSE``; ``http_status`` is the answer's status."""
+
+
 class JulesQuotaExhaustedError(JulesAPIError):
     """400 FAILED_PRECONDITION: the live API's answer to an exhausted daily session quota."""
 
@@ -129,8 +136,12 @@ _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
 
+#: Bytes of an error body looked at for the snippet (the body itself is read up to ERROR_BODY_LIMIT).
+SNIPPET_BYTES = 2048
+
+
 def _snippet(body: bytes, limit: int = 200) -> str:
-    text = body.decode("utf-8", errors="replace")
+    text = body[:SNIPPET_BYTES].decode("utf-8", errors="replace")
     text = _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()
     return text[:limit] + ("..." if len(text) > limit else "")
 
@@ -143,15 +154,19 @@ def error_from_response(
     reason: str = "",
     method: str = "",
     path: str = "",
+    secret: str = "",
 ) -> JulesAPIError:
-    """Build the typed error for an error response; tolerant of any body."""
+    """Build the typed error for an error response; tolerant of any body.
+
+    ``secret`` (the API key) is masked wherever the server echoed it in the message or details.
+    """
     code: int | None = None
     status = ""
     message = ""
     details: list[Any] = []
     try:
         parsed = json.loads(body) if body.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     envelope = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(envelope, dict):
@@ -164,6 +179,11 @@ def error_from_response(
     if not message:
         snippet = _snippet(body)
         message = f"HTTP {http_status} {reason}".strip() + (f": {snippet}" if snippet else " (empty body)")
+    if secret:
+        message = mask(message, secret)
+        reason = mask(reason, secret)
+        if secret in repr(details):
+            details = [mask(repr(d), secret) for d in details]
     cls = _error_class(http_status, status)
     return cls(
         message,
@@ -175,6 +195,11 @@ def error_from_response(
         method=method,
         path=path,
     )
+
+
+def mask(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
+    return text.replace(secret, "***") if secret else text
 
 
 def _error_class(http_status: int, status: str) -> type[JulesAPIError]:

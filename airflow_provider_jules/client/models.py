@@ -141,6 +141,14 @@ def source_path_segments(name: str) -> list[str]:
     return source_name(name)[len("sources/") :].split("/")
 
 
+def default_branch(source: object) -> str | None:
+    """``githubRepo.defaultBranch.displayName`` of a Source, or None; never raises on malformed members."""
+    repo = source.get("githubRepo") if isinstance(source, dict) else None
+    branch = repo.get("defaultBranch") if isinstance(repo, dict) else None
+    name = branch.get("displayName") if isinstance(branch, dict) else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
 def parse_state(value: object) -> str:
     """The state string; unknown values are kept as they are, a missing one is STATE_UNSPECIFIED."""
     return value if isinstance(value, str) and value else SessionState.STATE_UNSPECIFIED.value

@@ -6,12 +6,18 @@ What is retried:
   only when the request provably never reached the server (the connection could not be opened), because a
   second create would be a second session (quirk Q22: the API has no idempotency key);
 * 429 RESOURCE_EXHAUSTED: always, create included (the server refused the call, nothing was created);
-  the wait honours ``Retry-After`` (seconds or HTTP date) up to ``max_retry_after``;
-* 5xx: idempotent calls only; a 5xx on create is ambiguous (the session may exist) and is left to the caller
-  (the operator reconciles by listing, see docs "Retries, restarts and idempotency");
+  the wait honours ``Retry-After`` (seconds or HTTP date); a ``Retry-After`` above ``max_retry_after`` is
+  not waited for: the error is raised at once;
+* 5xx: idempotent calls only, with the same ``Retry-After`` rule as 429; a 5xx on create is ambiguous (the
+  session may exist) and is left to the caller (the operator reconciles by listing, see docs "Retries,
+  restarts and idempotency");
 * 404 on the activities of a session created moments ago (Q18): only when the caller says the session is new.
 
-Waits grow exponentially with jitter and a cap; the whole retry is bounded in attempts and elapsed time.
+Waits grow exponentially with jitter and a cap; the whole retry is bounded in attempts and time. The time
+budget is honest: before each sleep the policy checks that the time already spent (or, with a virtual
+``sleep=``, the sleeps already taken, whichever is larger) plus the next sleep stays within ``max_elapsed``;
+otherwise it stops and raises the last error without sleeping. So the sleeps of one call never add up to
+more than ``max_elapsed``.
 """
 
 from __future__ import annotations
@@ -59,12 +65,13 @@ def should_retry(
     exc: BaseException, request: Request, policy: RetryPolicy, *, tolerate_404: bool = False
 ) -> bool:
     """The retry decision for one failed attempt of ``request``."""
-    if isinstance(exc, JulesRateLimitError):
-        return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
+    if isinstance(exc, (JulesRateLimitError, JulesServerError)):
+        retry_after = exc.retry_after
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return False  # the server asks for a longer wait than the policy allows: give up at once
+        return True if isinstance(exc, JulesRateLimitError) else request.idempotent
     if isinstance(exc, JulesTransportError):
         return request.idempotent or not exc.reached_server
-    if isinstance(exc, JulesServerError):
-        return request.idempotent
     if isinstance(exc, JulesNotFoundError):
         return tolerate_404 and request.route in ("list_activities", "get_activity")
     return False
@@ -96,9 +103,25 @@ def retry_kwargs(request: Request, policy: RetryPolicy, *, tolerate_404: bool = 
         exc = outcome.exception()
         return exc is not None and should_retry(exc, request, policy, tolerate_404=tolerate_404)
 
+    # tenacity asks for the wait and for the stop decision of an attempt in an order that changed between
+    # versions: whichever comes first computes the (random) sleep once, the other reuses it.
+    planned: dict[int, float] = {}
+
+    def _next_sleep(state: tenacity.RetryCallState) -> float:
+        if state.attempt_number not in planned:
+            planned.clear()
+            exc = state.outcome.exception() if state.outcome is not None else None
+            planned[state.attempt_number] = wait_seconds(exc, state.attempt_number, policy)
+        return planned[state.attempt_number]
+
     def _wait(state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        return wait_seconds(exc, state.attempt_number, policy)
+        return _next_sleep(state)
+
+    def _stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= policy.max_attempts:
+            return True
+        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        return spent + _next_sleep(state) > policy.max_elapsed
 
     def _before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -115,8 +138,7 @@ def retry_kwargs(request: Request, policy: RetryPolicy, *, tolerate_404: bool = 
     return {
         "retry": _retry,
         "wait": _wait,
-        "stop": tenacity.stop_after_attempt(policy.max_attempts)
-        | tenacity.stop_after_delay(policy.max_elapsed),
+        "stop": _stop,
         "before_sleep": _before_sleep,
         "reraise": True,
     }

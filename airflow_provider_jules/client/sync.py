@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
 import tenacity
+import urllib3.exceptions
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
 from airflow_provider_jules.client import _core as core
@@ -27,6 +29,18 @@ def _never_reached_server(exc: requests.RequestException) -> bool:
     return False
 
 
+def _set_read_timeout(raw: Any, seconds: float) -> None:
+    """Let the next network read wait at most ``seconds`` (the time left of the attempt)."""
+    sock = getattr(getattr(raw, "_connection", None), "sock", None) or getattr(
+        getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None
+    )
+    if sock is not None:
+        try:
+            sock.settimeout(max(0.01, seconds))
+        except (OSError, ValueError):  # pragma: no cover - a closed socket: the read reports it
+            pass
+
+
 class JulesClient(ClientBase):
     """Synchronous Jules API client. Every list method is an iterator that follows ``nextPageToken``."""
 
@@ -39,9 +53,21 @@ class JulesClient(ClientBase):
         retry_policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        max_response_bytes: int = core.DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
     ) -> None:
-        super().__init__(api_key, base_url, timeout=timeout, retry_policy=retry_policy)
+        super().__init__(
+            api_key,
+            base_url,
+            timeout=timeout,
+            retry_policy=retry_policy,
+            max_response_bytes=max_response_bytes,
+            proxy=proxy,
+        )
         self._http = session or requests.Session()
+        if session is None and self.direct:
+            # Loopback: no proxy, no netrc, no environment lookups on every request (they cost ~0.3 ms).
+            self._http.trust_env = False
         self._sleep = sleep
 
     def close(self) -> None:
@@ -54,7 +80,16 @@ class JulesClient(ClientBase):
         self.close()
 
     # -------------------------------------------------------------------------------------- transport
+    def _proxies(self) -> dict[str, str | None] | None:
+        if self.direct:  # loopback: never through a proxy, whatever HTTP(S)_PROXY says
+            return {"http": None, "https": None, "all": None}
+        if self._proxy:
+            return {"http": self._proxy, "https": self._proxy}
+        return None  # the environment (HTTPS_PROXY, NO_PROXY), as requests reads it
+
     def _send_once(self, request: core.Request) -> Json:
+        deadline = time.monotonic() + self.timeout
+        error: JulesTransportError | None = None
         try:
             response = self._http.request(
                 request.method,
@@ -64,17 +99,84 @@ class JulesClient(ClientBase):
                 headers=self._headers(request),
                 timeout=(min(DEFAULT_CONNECT_TIMEOUT, self.timeout), self.timeout),
                 allow_redirects=False,
+                stream=True,
+                proxies=self._proxies(),  # type: ignore[arg-type]
             )
         except requests.RequestException as exc:
-            raise JulesTransportError(
+            error = JulesTransportError(
                 f"{core.describe(request)} failed: {type(exc).__name__}",
                 reached_server=not _never_reached_server(exc),
                 method=request.method,
                 path=request.path,
-            ) from None
+            )
+        if error is not None:
+            raise error  # outside the except block: no chained context holding the request (and its key)
+        try:
+            body = self._read_body(request, response, deadline)
+        finally:
+            response.close()
         return core.parse_response(
-            request, response.status_code, response.headers, response.content, response.reason or ""
+            request,
+            response.status_code,
+            response.headers,
+            body,
+            response.reason or "",
+            secret=self._api_key,
         )
+
+    def _read_body(self, request: core.Request, response: requests.Response, deadline: float) -> bytes:
+        """At most the limit of decompressed bytes, within the attempt's deadline (checked between reads,
+        each network read waiting at most the time left)."""
+        limit = core.body_limit(response.status_code, self.max_response_bytes)
+        ok = 200 <= response.status_code < 300
+        raw = response.raw
+        if raw is None:  # a body already in memory (an adapter that builds its Response by hand)
+            body = response.content or b""
+            if len(body) > limit and ok:
+                raise core.too_large(request, limit)
+            return body[:limit]
+        read1 = getattr(raw, "read1", None)
+        plain = not response.headers.get("Content-Encoding")  # else bytes may wait in the decoder
+        chunks: list[bytes] = []
+        total = 0
+        error: JulesTransportError | None = None
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise core.deadline_exceeded(request, self.timeout)
+                if remaining < self.timeout - 0.5:  # else the socket's own read timeout is as tight
+                    _set_read_timeout(raw, remaining)
+                if read1 is not None:
+                    chunk = read1(core.CHUNK_BYTES, decode_content=True)
+                else:  # pragma: no cover - urllib3 < 2
+                    chunk = raw.read(core.CHUNK_BYTES, decode_content=True)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    if ok:
+                        raise core.too_large(request, limit)
+                    chunks.append(chunk[: limit - (total - len(chunk))])
+                    break
+                chunks.append(chunk)
+                if plain and getattr(raw, "length_remaining", None) == 0:  # all read: no extra read call
+                    break
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            timed_out = isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError))
+            error = (
+                core.deadline_exceeded(request, self.timeout)
+                if timed_out and time.monotonic() >= deadline - 0.05
+                else JulesTransportError(
+                    f"{core.describe(request)} failed while reading the body: {type(exc).__name__}",
+                    reached_server=True,
+                    method=request.method,
+                    path=request.path,
+                )
+            )
+        if error is not None:
+            raise error
+        return b"".join(chunks)
 
     def call(self, request: core.Request, *, tolerate_404: bool = False) -> Json:
         """Send one request with the shared retry policy."""
@@ -87,26 +189,28 @@ class JulesClient(ClientBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _pages(self, request: core.Request, key: str, *, tolerate_404: bool = False) -> Iterator[Json]:
+        pager = core.Pager(request)
         page: core.Request | None = request
-        for _ in range(core.MAX_PAGES):
-            if page is None:
-                return
+        while page is not None:  # bounded: the Pager raises after MAX_PAGES pages
             response = self.call(page, tolerate_404=tolerate_404)
-            yield from (item for item in response.get(key, []) if isinstance(item, dict))
-            page = core.next_page(page, response)
+            yield from core.list_items(page, response, key)
+            page = pager.next(page, response)
 
     # -------------------------------------------------------------------------------------- sessions
     def create_session(self, prompt: str, **fields: Any) -> Json:
-        session = normalize_session(self.call(core.create_session(prompt, **fields)))
+        request = core.create_session(prompt, **fields)
+        session = normalize_session(core.require_session(request, self.call(request)))
         self._remember_created(session)
         return session
 
     def get_session(self, session: str) -> Json:
-        return normalize_session(self.call(core.get_session(session)))
+        request = core.get_session(session)
+        return normalize_session(core.require_session(request, self.call(request)))
 
     def list_sessions(self, *, page_size: int | None = None, archived: bool | None = None) -> Iterator[Json]:
         for item in self._pages(core.list_sessions(page_size=page_size, archived=archived), "sessions"):
-            yield normalize_session(item)
+            if core.has_session_id(item):  # a listed session without a usable id cannot be used: skipped
+                yield normalize_session(item)
 
     def delete_session(self, session: str) -> None:
         self.call(core.delete_session(session))
@@ -142,8 +246,8 @@ class JulesClient(ClientBase):
                 if not self._filter_rejected(exc, created_after):
                     raise
             else:
-                yield from normalized_activities(first.get("activities", []))
-                nxt = core.next_page(request, first)
+                yield from normalized_activities(core.list_items(request, first, "activities"))
+                nxt = core.Pager(request).next(request, first)
                 if nxt is not None:
                     yield from normalized_activities(self._pages(nxt, "activities", tolerate_404=tolerate))
                 return

@@ -2,7 +2,10 @@
 
 The connection: API key in ``password`` ("API Key" in the UI), optional ``host`` ("Base URL", default
 ``https://jules.googleapis.com``; plain http only to loopback, e.g. the bundled simulator), optional extras
-``timeout`` (seconds per request) and ``max_attempts`` (per call, retries included).
+``timeout`` (seconds per HTTP attempt: connect, send and the whole body), ``max_attempts`` (per call,
+retries included), ``max_response_bytes`` (cap on one response body, decompressed) and ``proxy`` (an
+``http(s)://`` proxy for the API; without it the environment's ``HTTPS_PROXY``/``NO_PROXY`` apply; a
+loopback Base URL never uses a proxy).
 
 The sync methods use :class:`~airflow_provider_jules.client.JulesClient` (requests); the ``a``-prefixed twins
 use one :class:`~airflow_provider_jules.client.AsyncJulesClient` (httpx) per hook, resolved with
@@ -11,6 +14,7 @@ use one :class:`~airflow_provider_jules.client.AsyncJulesClient` (httpx) per hoo
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -81,16 +85,24 @@ class JulesHook(BaseHook):
 
         if conn.password:
             mask_secret(conn.password)
+        from airflow_provider_jules.client._core import DEFAULT_MAX_RESPONSE_BYTES
+
         extra = conn.extra_dejson if conn.extra else {}
         timeout = self._timeout if self._timeout is not None else _number(extra, "timeout", 30.0)
         policy = self._retry_policy
         if policy is None and "max_attempts" in extra:
-            policy = RetryPolicy(max_attempts=int(_number(extra, "max_attempts", 6)))
+            policy = RetryPolicy(max_attempts=int(_number(extra, "max_attempts", 6, maximum=20)))
+        max_bytes = _number(extra, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, maximum=2**30)
+        proxy = extra.get("proxy")
+        if proxy is not None and not isinstance(proxy, str):
+            raise JulesConfigError("The Jules connection extra 'proxy' must be a URL string.")
         return {
             "api_key": conn.password or "",
             "base_url": conn.host or None,
             "timeout": timeout,
             "retry_policy": policy,
+            "max_response_bytes": int(max_bytes),
+            "proxy": proxy or None,
         }
 
     def _not_found(self, exc: Exception) -> JulesConfigError:
@@ -137,13 +149,19 @@ class JulesHook(BaseHook):
             self._async_client = None
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call (the first page of one source)."""
+        """One cheap authenticated call (the first page of one source). The answer never holds the key:
+        it is masked in any text the server sent back."""
+        core = _core()
+        key = ""
         try:
             client = self.client
-            sources = client.call(_core().list_sources(page_size=1))
+            key = client._api_key
+            request = core.list_sources(page_size=1)
+            sources = client.call(request)
+            count = len(core.list_items(request, sources, "sources"))
         except Exception as exc:
-            return False, str(exc)
-        count = len(sources.get("sources", []))
+            message = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            return False, _masked(message, key)
         more = " (and more)" if sources.get("nextPageToken") else ""
         return True, f"Connected to Jules at {client.base_url}: {count} source(s) visible{more}."
 
@@ -258,16 +276,28 @@ def _core() -> Any:
     return core
 
 
-def _number(extra: dict[str, Any], key: str, default: float) -> float:
+def _masked(text: str, key: str) -> str:
+    from airflow_provider_jules.client.errors import mask
+
+    return mask(text, key)
+
+
+def _number(extra: dict[str, Any], key: str, default: float, *, maximum: float | None = None) -> float:
     value = extra.get(key)
     if value in (None, ""):
         return default
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError, OverflowError):
         raise JulesConfigError(
             f"The Jules connection extra {key!r} must be a number, got {value!r}."
         ) from None
+    if not math.isfinite(number):
+        raise JulesConfigError(f"The Jules connection extra {key!r} must be a finite number, got {value!r}.")
     if number <= 0:
         raise JulesConfigError(f"The Jules connection extra {key!r} must be positive, got {value!r}.")
+    if maximum is not None and number > maximum:
+        raise JulesConfigError(
+            f"The Jules connection extra {key!r} must be at most {maximum:g}, got {value!r}."
+        )
     return number

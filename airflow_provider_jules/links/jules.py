@@ -16,10 +16,16 @@ PULL_REQUEST_URL_KEY = "pull_request_url"
 
 
 def _xcom_value(ti_key: Any, key: str) -> str:
+    """The URL stored under ``key``, or "" unless it passes the same check as the result dict: a session
+    link only to ``https://jules.google.com/...``, a pull request link only to an ``https://`` URL on a host
+    without user information."""
     from airflow.sdk.execution_time.xcom import XCom
 
+    from airflow_provider_jules.results import check_pull_request_url, check_session_url
+
     value = XCom.get_value(ti_key=ti_key, key=key)
-    return value if isinstance(value, str) and value.startswith("https://") else ""
+    check = check_session_url if key == SESSION_URL_KEY else check_pull_request_url
+    return check(value)[0] or ""
 
 
 class JulesSessionLink(BaseOperatorLink):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_jules._compat import AirflowException
+from airflow_provider_jules._validation import optional_string
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError, JulesNotFoundError
 from airflow_provider_jules.client.models import session_id, source_name
 from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
@@ -301,8 +302,7 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
             from airflow_provider_jules.client.models import AUTOMATION_MODES
 
             choice("automation_mode", self.automation_mode, sorted(AUTOMATION_MODES))
-        if self.title is not None and not isinstance(self.title, str):
-            raise JulesConfigError(f"title must be a string (or None), got {type(self.title).__name__}.")
+        optional_string("title", self.title)
         for name in ("require_plan_approval", "auto_create_pr", "adopt_existing_session"):
             flag(name, getattr(self, name))
         if not self.wait_for_completion and self.on_user_feedback == "reply":
@@ -381,8 +381,9 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
         return session, True
 
     def _default_branch(self, source: str) -> str:
-        repo = self.hook.get_source(source).get("githubRepo") or {}
-        branch = (repo.get("defaultBranch") or {}).get("displayName")
+        from airflow_provider_jules.client.models import default_branch
+
+        branch = default_branch(self.hook.get_source(source))
         if not branch:
             raise JulesConfigError(
                 f"Source {source} reports no default branch: set starting_branch explicitly."

@@ -125,15 +125,15 @@ class JulesSessionTrigger(BaseTrigger):
             await hook.aclose()
 
     async def _poll(self, hook: Any, watch: Watch) -> dict[str, Any] | None:
+        # A poll in flight never outlives the absolute deadline, whatever the server does (slow drip,
+        # retries): at end_time it is cancelled and the deadline decides.
+        budget = None if watch.end_time is None else max(0.0, watch.end_time - time.time()) + 0.05
         try:
-            session = await hook.aget_session(self.session_id)
-            new_session = self.new_session_until is not None and time.time() < self.new_session_until
-            fresh = [
-                a
-                async for a in hook.alist_activities(
-                    self.session_id, created_after=watch.cursor, new_session=new_session
-                )
-            ]
+            session, fresh = await asyncio.wait_for(self._read(hook, watch), budget)
+        except asyncio.TimeoutError:
+            return watch.check_time(time.time()) or watch.observe_error(
+                TimeoutError("the poll did not finish before the deadline"), time.time(), fatal=False
+            )
         except Exception as exc:
             fatal = is_fatal_poll_error(exc)
             self.log.warning("Polling Jules session %s failed: %s", self.session_id, exc)
@@ -148,6 +148,17 @@ class JulesSessionTrigger(BaseTrigger):
         if watch.state != previous:
             self.log.info("Jules session %s is %s", self.session_id, watch.state)
         return event
+
+    async def _read(self, hook: Any, watch: Watch) -> tuple[Any, list[Any]]:
+        session = await hook.aget_session(self.session_id)
+        new_session = self.new_session_until is not None and time.time() < self.new_session_until
+        fresh = [
+            a
+            async for a in hook.alist_activities(
+                self.session_id, created_after=watch.cursor, new_session=new_session
+            )
+        ]
+        return session, fresh
 
     async def on_kill(self) -> None:
         """Runs (Airflow >= 3.3) when a user kills the deferred task: stop the session as configured."""

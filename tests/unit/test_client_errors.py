@@ -92,3 +92,24 @@ def test_error_names_the_call(kind):
         call(kind, Script(reply), "get_session", "42")
     assert "GET /v1alpha/sessions/42" in str(info.value)
     assert "Requested entity was not found." in str(info.value)
+
+
+def test_the_key_echoed_by_the_server_is_masked_in_the_error():
+    key = "k-echo-1234567890"
+    body = f'{{"error": {{"code": 400, "status": "INVALID_ARGUMENT", "message": "bad key {key}", '
+    body += f'"details": [{{"reason": "{key}"}}]}}}}'
+    err = error_from_response(400, body.encode(), secret=key)
+    assert key not in str(err) and key not in repr(err.details)
+    assert "bad key ***" in str(err)
+    html = error_from_response(502, f"<p>{key}</p>".encode(), secret=key)
+    assert key not in str(html) and "***" in str(html)
+
+
+def test_deeply_nested_error_body_still_gives_the_typed_error():
+    err = error_from_response(503, b"[" * 100_000 + b"]" * 100_000)
+    assert isinstance(err, JulesServerError) and len(str(err)) < 1000
+
+
+def test_the_snippet_reads_only_the_start_of_a_huge_error_body():
+    err = error_from_response(502, b"<h1>Bad Gateway</h1>" + b"x" * 50_000_000)
+    assert "Bad Gateway" in str(err) and len(str(err)) < 1000

@@ -233,3 +233,31 @@ def test_every_request_has_a_timeout():
         client.get_session("1")
     assert seen["timeout"] == (10.0, 12.0)
     assert async_client(Script()).timeout == 30.0
+
+
+def test_5xx_with_a_retry_after_above_the_cap_is_not_retried_like_429():
+    for cls, status in ((JulesRateLimitError, 429), (JulesServerError, 503)):
+        exc = cls("m", http_status=status, retry_after=POLICY.max_retry_after + 1)
+        assert should_retry(exc, GET, POLICY) is False
+        exc = cls("m", http_status=status, retry_after=POLICY.max_retry_after)
+        assert should_retry(exc, GET, POLICY) is True
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_budget_is_checked_before_each_sleep(kind):
+    """Retry-After 250 s each time with a 600 s budget: two sleeps (500 s); a third would pass 600 s."""
+    policy = RetryPolicy(max_attempts=6, max_retry_after=300, max_elapsed=600)
+    limited = Reply(
+        429, json={"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}, headers={"Retry-After": "250"}
+    )
+    script = Script(*[limited] * 6)
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sleep = slept.append if kind == "sync" else fake_sleep
+    with pytest.raises(JulesRateLimitError):
+        call(kind, script, "get_session", "1", client_kwargs={"retry_policy": policy, "sleep": sleep})
+    assert slept == [250.0, 250.0]
+    assert len(script.sent) == 3
