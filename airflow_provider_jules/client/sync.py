@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+import requests.adapters
 import tenacity
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
@@ -41,6 +46,105 @@ def _set_read_timeout(raw: Any, seconds: float) -> None:
             pass
 
 
+# ------------------------------------------------------------------------------ the attempt's watchdog
+# urllib3 bounds each network read, not the status line and headers as a whole: a server that drips them
+# one byte at a time would hold an attempt for ever. The connections of our own session report their socket
+# to the attempt in progress (a thread-local), and a timer shuts that socket down at the attempt's deadline.
+_attempt = threading.local()
+
+
+class _Watchdog:
+    """Cuts the socket of one attempt at its deadline (a timer thread; cancelled when the attempt ends)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(0.0, seconds), self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        _attempt.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _attempt.watchdog = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shutdown(sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed: nothing to cut
+        pass
+
+
+def _report_socket(conn: Any) -> None:
+    watchdog = getattr(_attempt, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(getattr(conn, "sock", None))
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:  # the status line and headers are read here
+        _report_socket(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _report_socket(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose connections report their socket to the attempt's watchdog."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+def _watched_session() -> requests.Session:
+    session = requests.Session()
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, _WatchedAdapter())
+    return session
+
+
 class JulesClient(ClientBase):
     """Synchronous Jules API client. Every list method is an iterator that follows ``nextPageToken``."""
 
@@ -64,7 +168,7 @@ class JulesClient(ClientBase):
             max_response_bytes=max_response_bytes,
             proxy=proxy,
         )
-        self._http = session or requests.Session()
+        self._http = session or _watched_session()
         if session is None and self.direct:
             # Loopback: no proxy, no netrc, no environment lookups on every request (they cost ~0.3 ms).
             self._http.trust_env = False
@@ -88,6 +192,10 @@ class JulesClient(ClientBase):
         return None  # the environment (HTTPS_PROXY, NO_PROXY), as requests reads it
 
     def _send_once(self, request: core.Request) -> Json:
+        with _Watchdog(self.timeout) as watchdog:
+            return self._attempt(request, watchdog)
+
+    def _attempt(self, request: core.Request, watchdog: _Watchdog) -> Json:
         deadline = time.monotonic() + self.timeout
         error: JulesTransportError | None = None
         try:
@@ -103,11 +211,15 @@ class JulesClient(ClientBase):
                 proxies=self._proxies(),  # type: ignore[arg-type]
             )
         except requests.RequestException as exc:
-            error = JulesTransportError(
-                f"{core.describe(request)} failed: {type(exc).__name__}",
-                reached_server=not _never_reached_server(exc),
-                method=request.method,
-                path=request.path,
+            error = (
+                core.deadline_exceeded(request, self.timeout)
+                if watchdog.fired
+                else JulesTransportError(
+                    f"{core.describe(request)} failed: {type(exc).__name__}",
+                    reached_server=not _never_reached_server(exc),
+                    method=request.method,
+                    path=request.path,
+                )
             )
         if error is not None:
             raise error  # outside the except block: no chained context holding the request (and its key)
@@ -166,7 +278,7 @@ class JulesClient(ClientBase):
             timed_out = isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError))
             error = (
                 core.deadline_exceeded(request, self.timeout)
-                if timed_out and time.monotonic() >= deadline - 0.05
+                if (timed_out and time.monotonic() >= deadline - 0.05) or self._cut_by_watchdog()
                 else JulesTransportError(
                     f"{core.describe(request)} failed while reading the body: {type(exc).__name__}",
                     reached_server=True,
@@ -177,6 +289,11 @@ class JulesClient(ClientBase):
         if error is not None:
             raise error
         return b"".join(chunks)
+
+    @staticmethod
+    def _cut_by_watchdog() -> bool:
+        watchdog = getattr(_attempt, "watchdog", None)
+        return bool(watchdog is not None and watchdog.fired)
 
     def call(self, request: core.Request, *, tolerate_404: bool = False) -> Json:
         """Send one request with the shared retry policy."""

@@ -122,10 +122,14 @@ def test_a_slow_drip_body_ends_at_the_attempt_deadline(server, kind):
     assert 0.9 <= took < 2.5
 
 
-def test_a_slow_drip_of_the_headers_ends_at_the_attempt_deadline_async(server):
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_slow_drip_of_the_headers_ends_at_the_attempt_deadline(server, kind):
+    """The status line and headers, one byte every 0.05 s (each read is quick: only the attempt's total
+    deadline can stop it; the sync client cuts the socket with a watchdog)."""
     server.always(drip(b"{}", 0.05, headers_too=True))
-    took, exc = timed(lambda: call("async", server.url, "get_session", "1", client_kwargs={"timeout": 1}))
+    took, exc = timed(lambda: call(kind, server.url, "get_session", "1", client_kwargs={"timeout": 1}))
     assert isinstance(exc, JulesTransportError) and "within 1 s" in str(exc), exc
+    assert exc.reached_server and exc.__context__ is None and exc.__cause__ is None
     assert took < 2.5
 
 
