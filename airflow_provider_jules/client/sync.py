@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import socket
 import threading
 import time
@@ -54,22 +56,22 @@ _attempt = threading.local()
 
 
 class _Watchdog:
-    """Cuts the socket of one attempt at its deadline (a timer thread; cancelled when the attempt ends)."""
+    """Cuts the sockets of one attempt at its deadline (registered with the process's one reaper thread)."""
 
     def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + max(0.0, seconds)
         self.fired = False
+        self.done = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(max(0.0, seconds), self._cut)
-        self._timer.daemon = True
 
     def __enter__(self) -> _Watchdog:
         _attempt.watchdog = self
-        self._timer.start()
+        _REAPER.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        self.done = True
         _attempt.watchdog = None
 
     def watch(self, sock: socket.socket | None) -> None:
@@ -81,12 +83,59 @@ class _Watchdog:
         if fired:
             _shutdown(sock)
 
-    def _cut(self) -> None:
+    def cut(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.fired = True
             sockets = list(self._sockets)
         for sock in sockets:
             _shutdown(sock)
+
+
+class _Reaper:
+    """One daemon thread per process that fires the watchdogs whose deadline passed (no thread per call:
+    starting one cost ~0.3 ms of CPU and ~1 ms of wall time per attempt). It ends after a minute idle."""
+
+    IDLE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._seq = itertools.count()
+        self._running = False
+
+    def add(self, watchdog: _Watchdog) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (watchdog.deadline, next(self._seq), watchdog))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="jules-attempt-reaper", daemon=True).start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while True:  # bounded in time: the thread ends after IDLE_SECONDS without a watchdog
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                now = time.monotonic()
+                if not self._heap:
+                    if now - idle_since >= self.IDLE_SECONDS:
+                        self._running = False
+                        return
+                    self._cond.wait(self.IDLE_SECONDS)
+                    continue
+                idle_since = now
+                deadline, _, watchdog = self._heap[0]
+                if deadline > now:
+                    self._cond.wait(deadline - now)
+                    continue
+                heapq.heappop(self._heap)
+            watchdog.cut()
+
+
+_REAPER = _Reaper()
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -206,3 +206,26 @@ def test_a_normal_compressed_body_still_decodes(server, kind, encoding):
     session = call(kind, server.url, "get_session", "1")
     assert session["title"] == "t" * 300_000
     assert server.received[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_the_sync_watchdog_fires_at_the_deadline_and_its_thread_ends_when_idle(monkeypatch):
+    import threading
+    import time
+
+    from airflow_provider_jules.client import sync
+
+    reaper = sync._Reaper()
+    monkeypatch.setattr(sync._Reaper, "IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(sync, "_REAPER", reaper)
+    late, on_time = sync._Watchdog(0.1), sync._Watchdog(5)
+    with late:
+        with on_time:
+            pass  # ends before its deadline: never fired
+        deadline = time.monotonic() + 3
+        while not late.fired and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert late.fired and not on_time.fired
+    deadline = time.monotonic() + 3
+    while any(t.name == "jules-attempt-reaper" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "jules-attempt-reaper" for t in threading.enumerate())
