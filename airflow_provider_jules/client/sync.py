@@ -104,13 +104,15 @@ class _Reaper:
         self._heap: list[tuple[float, int, _Watchdog]] = []
         self._seq = itertools.count()
         self._running = False
+        self.thread: threading.Thread | None = None
 
     def add(self, watchdog: _Watchdog) -> None:
         with self._cond:
             heapq.heappush(self._heap, (watchdog.deadline, next(self._seq), watchdog))
             if not self._running:
                 self._running = True
-                threading.Thread(target=self._run, name="jules-attempt-reaper", daemon=True).start()
+                self.thread = threading.Thread(target=self._run, name="jules-attempt-reaper", daemon=True)
+                self.thread.start()
             self._cond.notify()
 
     def _run(self) -> None:

@@ -209,7 +209,6 @@ def test_a_normal_compressed_body_still_decodes(server, kind, encoding):
 
 
 def test_the_sync_watchdog_fires_at_the_deadline_and_its_thread_ends_when_idle(monkeypatch):
-    import threading
     import time
 
     from airflow_provider_jules.client import sync
@@ -225,7 +224,6 @@ def test_the_sync_watchdog_fires_at_the_deadline_and_its_thread_ends_when_idle(m
         while not late.fired and time.monotonic() < deadline:
             time.sleep(0.02)
     assert late.fired and not on_time.fired
-    deadline = time.monotonic() + 3
-    while any(t.name == "jules-attempt-reaper" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.name == "jules-attempt-reaper" for t in threading.enumerate())
+    assert reaper.thread is not None
+    reaper.thread.join(3)
+    assert not reaper.thread.is_alive()
