@@ -169,7 +169,7 @@ def test_open_form_writes_the_detail_then_waits_without_a_worker_slot(monkeypatc
         assert isinstance(trigger, HITLTrigger)
         assert deferred.value.method_name == "resume_from_person"
         assert deferred.value.kwargs == expected_kwargs
-        classpath, kwargs = trigger.serialize()
+        _classpath, kwargs = trigger.serialize()
         assert kwargs["ti_id"] == "0199-ti" and kwargs["options"] == ["Send answer"]
         assert kwargs["poke_interval"] == 0.5 and kwargs["timeout_datetime"] is not None
     [detail] = written
