@@ -46,3 +46,13 @@ for dag_id, (prompt, extra) in CASES.items():
             **{"deferrable": True, "poll_interval": 0.05, **extra},
         )
     globals()[dag_id] = dag
+
+
+with DAG("hitl_task_decorator", schedule=None, start_date=START, catchup=False) as decorated_dag:
+    from airflow_provider_jules.decorators.jules import jules_task
+
+    @jules_task(source="bobalover/boba", deferrable=True, poll_interval=0.05, review="hitl")
+    def create() -> str:
+        return "Fix the flaky tests"
+
+    create()

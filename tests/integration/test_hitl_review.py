@@ -128,6 +128,40 @@ def test_plan_reject_deletes_the_session_and_fails(dags, sim, monkeypatch):
     assert len(sim.requests("delete_session")) == 1
 
 
+def test_a_question_then_a_change_review_in_one_task_share_one_form(dags, sim, monkeypatch):
+    responder = Responder("hitl_ask_and_review", "create", [("Send answer", "Yes."), ("Approve", "")])
+    answer_during(monkeypatch, responder)
+    run = run_dag(dags.hitl_ask_and_review)
+    assert run.task_states == {"create": "success"}
+    result = run.xcom("create")
+    assert [r["json"]["prompt"] for r in sim.requests("send_message")] == ["Yes."]
+    assert [(r["round"], r["decision"]) for r in result["review"]] == [(1, "approved")]
+    # One form per task instance: its options cover both steps; the second request is in the XCom.
+    assert responder.forms[0]["options"] == ["Approve", "Request changes", "Send answer", "Reject"]
+    assert responder.forms[1]["options"] == responder.forms[0]["options"]
+    assert "Jules asks" in responder.forms[1]["body"] and "Review round 1" in responder.forms[1]["request"]
+
+
+def test_review_without_deferral_polls_in_the_worker_and_still_waits_for_the_person(dags, sim, monkeypatch):
+    responder = Responder("hitl_review_sync", "create", [("Approve", "")])
+    answer_during(monkeypatch, responder)
+    run = run_dag(dags.hitl_review_sync)
+    assert run.task_states == {"create": "success"}
+    assert run.xcom("create")["review"][0]["decision"] == "approved"
+    assert len(responder.forms) == 1
+
+
+def test_task_jules_takes_the_review_arguments(dags, sim, monkeypatch):
+    responder = Responder(
+        "hitl_task_decorator", "create", [("Request changes", "Add a test."), ("Approve", "")]
+    )
+    answer_during(monkeypatch, responder)
+    run = run_dag(dags.decorated_dag)
+    assert run.task_states == {"create": "success"}
+    assert [r["decision"] for r in run.xcom("create")["review"]] == ["changes_requested", "approved"]
+    assert [r["json"]["prompt"] for r in sim.requests("send_message")] == ["Add a test."]
+
+
 if not HITL_TESTS:  # Airflow < 3.3: these cases do not exist there (see the module docstring)
     for _name in [n for n in list(globals()) if n.startswith("test_")]:
         del globals()[_name]
