@@ -64,6 +64,8 @@ NO_CHANGES_POLICIES = ("succeed", "skip", "fail")
 FAILING_OUTCOMES = frozenset({Outcome.FAILED.value, Outcome.TIMED_OUT.value, Outcome.PLAN_NOT_APPROVED.value})
 #: Outcomes that a retry cannot change (it would adopt the same, finished session): they fail at once.
 FINAL_OUTCOMES = frozenset({Outcome.PLAN_NOT_APPROVED.value})
+#: Waits resumed without a new request (the session still showed an answered one) before the task gives up.
+MAX_IDLE_REWAITS = 20
 #: The keys of the ``extra`` of every asset event a Jules task emits for its ``outlets``.
 ASSET_EXTRA_KEYS = ("session_id", "url", "outcome", "pull_request_url", "files_changed")
 
@@ -617,8 +619,18 @@ class SessionWaitMixin(JulesConnectionMixin):
         watch.max_poll_errors = self.max_poll_errors
         if target_states is not None:
             watch.target_states = list(target_states)
-        kept = {k: v for k, v in state.items() if k in ("rounds", "forms", "plan_done")}
+        kept = {k: v for k, v in state.items() if k in ("rounds", "forms", "plan_done", "idle")}
         return self._wait(context, watch, state=kept)
+
+    def _idle_rewait(self, state: Json, sid: str) -> Json:
+        """Count a wait resumed without a new request (already answered): bounded, never a silent loop."""
+        idle = int(state.get("idle") or 0) + 1
+        if idle > MAX_IDLE_REWAITS:
+            raise AirflowException(
+                f"Jules session {sid} kept showing a request that was already answered ({idle} times); "
+                "giving up. A retry of this task adopts the same session."
+            )
+        return {**state, "idle": idle}
 
     def _ask(self, context: Context, event: Json, session: Json, activities: list[Json], state: Json) -> Json:
         """``on_user_feedback="ask"``: show Jules's question (once) and wait for the person's answer."""
@@ -627,7 +639,7 @@ class SessionWaitMixin(JulesConnectionMixin):
         qid = str(question.get("id") or "") if question else None
         if question is None or rv.question_answered(activities, qid):
             self.log.info("Jules session %s: the current question was already answered; waiting.", sid)
-            return self._rewait(context, event, session, state)
+            return self._rewait(context, event, session, self._idle_rewait(state, sid))
         result = self._snapshot(session, activities)
         request = rv.question_markdown(result, _question_text(question))
         state = {**state, "step": "question", "event": event, "question_id": qid}
@@ -641,6 +653,7 @@ class SessionWaitMixin(JulesConnectionMixin):
         sent, latest_answered = rv.completions_answered(activities)
         if latest_answered:
             self.log.info("Jules session %s: changes were already requested for this change; waiting.", sid)
+            state = self._idle_rewait(state, sid)
             return self._rewait(context, event, session, state, target_states=["COMPLETED"])
         rounds = list(state.get("rounds") or [])
         done = max(len(rounds), sent if self._owns_session_history else 0)

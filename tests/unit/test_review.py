@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 from unittest import mock
@@ -10,7 +11,12 @@ from unittest import mock
 import pytest
 
 from airflow_provider_jules import review as rv
-from airflow_provider_jules._compat import AirflowFailException, TaskAwaitingInput, TaskDeferred
+from airflow_provider_jules._compat import (
+    AirflowException,
+    AirflowFailException,
+    TaskAwaitingInput,
+    TaskDeferred,
+)
 from airflow_provider_jules.operators.jules import JulesCreateSessionOperator, JulesSendMessageOperator
 
 SID = "14550388554331055113"
@@ -259,3 +265,94 @@ def test_the_operators_module_does_not_import_the_standard_provider_at_parse_tim
         "print(bad); assert not bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+# ------------------------------------------------------------------------------------------ nothing twice
+class ReviewHook:
+    """A completed session with one change; a sent message shows up in its activities (as in Jules)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.activities: list[dict[str, Any]] = [
+            {"id": "c1", "createTime": "2026-01-01T00:00:01Z", "originator": "agent", "sessionCompleted": {}},
+        ]
+
+    def get_session(self, sid: str) -> dict[str, Any]:
+        return {
+            "id": sid,
+            "state": "COMPLETED",
+            "url": f"https://jules.google.com/session/{sid}",
+            "updateTime": "2026-01-01T00:00:01Z",
+            "outputs": [{"pullRequest": {"url": "https://github.com/acme/web/pull/7"}}],
+        }
+
+    def list_activities(
+        self, sid: str, created_after: str | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        return [a for a in self.activities if created_after is None or a["createTime"] > created_after]
+
+    def send_message(self, sid: str, prompt: str) -> None:
+        self.sent.append(prompt)
+        self.activities.append(
+            {
+                "id": f"u{len(self.sent)}",
+                "createTime": "2026-01-01T00:00:02Z",
+                "originator": "user",
+                "userMessaged": {"userMessage": prompt},
+            }
+        )
+
+
+def test_a_replayed_change_request_is_sent_once_and_the_wait_resumes_deferred_with_the_rounds():
+    op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, review="hitl", deferrable=True)
+    hook = ReviewHook()
+    op.__dict__["hook"] = hook
+    event = {
+        "status": "target",
+        "session_id": SID,
+        "state": "COMPLETED",
+        "cursor": "2026-01-01T00:00:01Z",
+        "end_time": 4102444800.0,
+        "target_states": ["COMPLETED"],
+        "stop_on_feedback": True,
+    }
+    state = {"step": "change", "event": event, "round": 1, "rounds": [], "forms": 1}
+    answer = {
+        "chosen_options": ["Request changes"],
+        "params_input": {"message": "Add a test."},
+        "responded_by_user": {"id": "1", "name": "alice"},
+        "responded_at": datetime.now(timezone.utc),
+    }
+    ctx = {"ti": mock.MagicMock(), "task_instance": mock.MagicMock()}
+    deferrals = []
+    for _ in range(2):  # the same resume twice: e.g. a worker that died after sending, before deferring
+        with pytest.raises(TaskDeferred) as deferred:
+            op.resume_from_person(ctx, event=answer, jules_state=state)
+        deferrals.append(deferred.value)
+    assert hook.sent == ["Add a test."]
+    for deferral in deferrals:
+        assert deferral.method_name == "execute_complete"
+        kept = deferral.kwargs["jules_state"]
+        assert [(r["round"], r["decision"], r["reviewer"]) for r in kept["rounds"]] == [
+            (1, "changes_requested", "alice")
+        ]
+        # A triggerer restart re-creates the trigger from its serialized kwargs: the same wait.
+        classpath, kwargs = deferral.trigger.serialize()
+        from airflow_provider_jules.triggers.jules import JulesSessionTrigger
+
+        assert JulesSessionTrigger(**kwargs).serialize() == (classpath, kwargs)
+        assert kwargs["target_states"] == ["COMPLETED"] and kwargs["settle_after"] == "2026-01-01T00:00:01Z"
+        assert "sim-key" not in json.dumps(kwargs) and "api_key" not in json.dumps(kwargs)
+
+
+def test_a_session_that_keeps_showing_an_answered_change_ends_the_task_instead_of_looping():
+    op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, review="hitl", deferrable=True)
+    hook = ReviewHook()
+    hook.activities.append(  # answered already, and every poll settles at once (a misbehaving API)
+        {"id": "u0", "createTime": "2026-01-01T00:00:02Z", "userMessaged": {"userMessage": "x"}}
+    )
+    op.__dict__["hook"] = hook
+    event = {"status": "target", "session_id": SID, "state": "COMPLETED", "target_states": ["COMPLETED"]}
+    with pytest.raises(AirflowException, match="kept showing a request that was already answered"):
+        op.execute_complete({"ti": mock.MagicMock()}, event=event, jules_state={"rounds": [], "forms": 0})
+    assert hook.sent == []
