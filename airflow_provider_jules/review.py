@@ -30,6 +30,7 @@ needed, and :func:`hitl_missing` checks for it first.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -65,7 +66,7 @@ MAX_FORMS = 100
 STANDARD_PROVIDER = "apache-airflow-providers-standard"
 MIN_STANDARD_VERSION = "1.21.0"
 MIN_AIRFLOW_VERSION = "3.1.0"
-DIFF_EXCERPT_LINES = 40
+DIFF_EXCERPT_LINES = 25
 MAX_BODY_CHARS = 12_000
 
 
@@ -138,8 +139,8 @@ def form_params(*, ask: bool, review: bool) -> dict[str, Json]:
     if review:
         uses.append(f"the changes you want ({REQUEST_CHANGES})")
     param = Param(
-        "",
-        type="string",
+        None,  # optional: Approve and Reject need no text
+        type=["string", "null"],
         format="multiline",
         title="Message to Jules",
         description="Sent to Jules as it is: " + ", or ".join(uses) + ".",
@@ -151,9 +152,17 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_MARKER = re.compile(r"\s*\[airflow-[0-9a-f]{16}\]\s*$")
+
+
+def title_of(result: Json) -> str:
+    """The session's title without the provider's task-instance marker (see ``run_marker``)."""
+    title = _MARKER.sub("", str(result.get("title") or "")).strip()
+    return title or f"session {result.get('session_id')}"
+
+
 def subject_for(result: Json) -> str:
-    title = str(result.get("title") or f"session {result.get('session_id')}")
-    return _cut(f"Jules: {title}", 200)
+    return _cut(f"Jules: {title_of(result)}", 200)
 
 
 def _links(result: Json) -> str:
@@ -187,7 +196,7 @@ def plan_markdown(plan: Json | None) -> str:
 
 
 def question_markdown(result: Json, question: str) -> str:
-    head = f"**Jules asks** in [{result.get('title') or 'its session'}]({result.get('url') or ''}):\n\n"
+    head = f"**Jules asks** in [{title_of(result)}]({result.get('url') or ''}):\n\n"
     text = "\n".join("> " + line for line in (question or "(no question text)").splitlines())
     out = head + text
     if result.get("plan"):
@@ -202,7 +211,7 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
     if result.get("pull_request_url"):
         lines.append(f"\n**Pull request:** {result['pull_request_url']}")
     if result.get("url"):
-        lines.append(f"**Session:** {result['url']}")
+        lines.append(f"\n**Session:** {result['url']}")
     size = int(change.get("patch_bytes") or 0)
     lines.append(f"\n**Files changed ({len(files)}), patch of {size:,} bytes:**\n")
     lines.extend(f"- `{f}`" for f in files[:50])
@@ -231,7 +240,7 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
 
 def plan_review_markdown(result: Json) -> str:
     return (
-        f"**Jules proposes this plan** for [{result.get('title') or 'its session'}]"
+        f"**Jules proposes this plan** for [{title_of(result)}]"
         f"({result.get('url') or ''})"
         ":\n\n"
         + plan_markdown(result.get("plan"))

@@ -67,8 +67,8 @@ def test_the_message_field_exists_only_when_a_step_needs_text():
     assert rv.form_params(ask=False, review=False) == {}
     params = rv.form_params(ask=True, review=True)
     assert list(params) == ["message"]
-    assert params["message"]["value"] == ""
-    assert params["message"]["schema"]["type"] == "string"
+    assert params["message"]["value"] is None  # optional: Approve and Reject need no text
+    assert params["message"]["schema"]["type"] == ["string", "null"]
     assert "Send answer" in params["message"]["description"]
     assert "Request changes" in params["message"]["description"]
 
@@ -87,6 +87,8 @@ def test_the_change_form_shows_pr_files_size_summary_and_a_short_diff_excerpt():
 def test_every_form_says_where_the_current_request_is_and_names_the_session():
     form = rv.build_form("**Jules asks**", result(), ["Send answer"], {})
     assert form.subject == "Jules: Fix the flaky tests"
+    marked = result(title="Fix the flaky tests [airflow-0123456789abcdef]")
+    assert rv.build_form("Q", marked, ["Send answer"], {}).subject == "Jules: Fix the flaky tests"
     assert form.body.startswith("**Jules asks**")
     assert "`jules_request` XCom" in form.body and result()["url"] in form.body
 
