@@ -56,3 +56,25 @@ with DAG("hitl_task_decorator", schedule=None, start_date=START, catchup=False) 
         return "Fix the flaky tests"
 
     create()
+
+
+with DAG("hitl_send_message_review", schedule=None, start_date=START, catchup=False) as follow_up_dag:
+    from airflow_provider_jules.operators.jules import JulesSendMessageOperator
+
+    first = JulesCreateSessionOperator(
+        task_id="create",
+        prompt="Fix the flaky tests",
+        source="bobalover/boba",
+        deferrable=True,
+        poll_interval=0.05,
+    )
+    follow_up = JulesSendMessageOperator(
+        task_id="follow_up",
+        session_id="{{ ti.xcom_pull(task_ids='create', key='session_id') }}",
+        prompt="Please also add a regression test.",
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=0.05,
+        review="hitl",
+    )
+    first >> follow_up

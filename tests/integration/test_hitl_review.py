@@ -162,6 +162,20 @@ def test_task_jules_takes_the_review_arguments(dags, sim, monkeypatch):
     assert [r["json"]["prompt"] for r in sim.requests("send_message")] == ["Add a test."]
 
 
+def test_a_follow_up_message_with_review_reviews_the_new_change(dags, sim, monkeypatch):
+    responder = Responder("hitl_send_message_review", "follow_up", [("Approve", "")])
+    answer_during(monkeypatch, responder)
+    run = run_dag(dags.follow_up_dag)
+    assert run.task_states == {"create": "success", "follow_up": "success"}
+    result = run.xcom("follow_up")
+    assert [r["json"]["prompt"] for r in sim.requests("send_message")] == [
+        "Please also add a regression test."
+    ]
+    assert [(r["round"], r["decision"]) for r in result["review"]] == [(1, "approved")]
+    # The change reviewed is the one after the follow-up (Jules's second round, Q16).
+    assert "docs/follow_up_" in responder.forms[0]["body"]
+
+
 if not HITL_TESTS:  # Airflow < 3.3: these cases do not exist there (see the module docstring)
     for _name in [n for n in list(globals()) if n.startswith("test_")]:
         del globals()[_name]
