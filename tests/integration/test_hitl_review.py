@@ -7,6 +7,7 @@ tests/unit/test_review.py.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -69,6 +70,8 @@ def test_request_changes_then_approve_reviews_the_second_change(dags, sim, monke
     assert len(responder.forms) == 2
     assert "Review round 2 of at most 3" in responder.forms[1]["request"]
     assert "docs/follow_up_" in responder.forms[1]["request"]
+    # The API key is in no form, no request XCom and no review record.
+    assert sim.api_key not in json.dumps(responder.forms, default=str) + json.dumps(result)
     kinds = activity_kinds(sim, result["session_id"])
     assert kinds.count("sessionCompleted") == 2 and kinds.count("userMessaged") == 1
 
