@@ -31,11 +31,19 @@ from airflow.sdk.exceptions import AirflowException  # type: ignore[attr-defined
 
 conf: Any = _conf
 
+try:  # Airflow >= 3.3: a human-in-the-loop wait parks the task in ``awaiting_input`` (no trigger)
+    from airflow.sdk.exceptions import TaskAwaitingInput as _TaskAwaitingInput  # type: ignore[attr-defined]
+except ImportError:  # Airflow 3.1 / 3.2: the wait is a deferral to the standard provider's HITLTrigger
+    _TaskAwaitingInput = None  # type: ignore[misc,assignment,unused-ignore]
+
+TaskAwaitingInput: Any = _TaskAwaitingInput
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "TaskAwaitingInput",
     "TaskDeferred",
     "conf",
 ]

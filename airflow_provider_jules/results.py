@@ -43,6 +43,10 @@ exactly the keys of :data:`RESULT_KEYS`:
 ``failure_reason``
     for ``failed`` the last ``sessionFailed.reason`` (or :data:`FAILED_WITHOUT_REASON`); for ``timed_out``
     the ``timeout_reason`` given by the waiter (or a default naming the last state); otherwise ``None``.
+``review``
+    the change-review rounds of a task with ``review="hitl"`` (``[]`` here: the review room fills it), each
+    ``{round, decision, reviewer, feedback, pull_request_url}``, decision ``approved``,
+    ``changes_requested`` or ``rejected``.
 
 Outcomes (:class:`Outcome`, rule alone in :func:`classify_outcome`), first match wins:
 
@@ -122,6 +126,7 @@ RESULT_KEYS = (
     "plan",
     "last_agent_message",
     "failure_reason",
+    "review",
 )
 
 _LINE_MAX = 500
@@ -631,6 +636,7 @@ def build_result(
             _last_text(ordered, "agentMessaged", "agentMessage"), MAX_TEXT_CHARS
         ),
         "failure_reason": failure_reason,
+        "review": [],
     }
 
 

@@ -1,12 +1,16 @@
 """Plan review: Jules proposes a plan, a person approves or rejects it in Airflow, then Jules works.
 
-The composable recipe: create the session with ``require_plan_approval=True`` and without waiting; a
-deferrable ``JulesSessionSensor`` waits for ``AWAITING_PLAN_APPROVAL`` and returns the plan; the standard
-provider's human-in-the-loop ``ApprovalOperator`` shows it (Airflow UI: Required Actions); on "Approve",
-``JulesApprovePlanOperator`` approves it and waits for Jules to finish; on "Reject", the session is deleted.
+``jules_plan_review`` is the one-task form: ``review_plan="hitl"`` shows the plan on the Required Actions
+page (Approve / Reject), approves it on Approve and follows Jules to the end, deferred the whole time; on
+Reject the session is deleted and the task fails. The form closes after ``plan_review_timeout`` (default
+8 minutes), inside the live API's approval window (about 10 minutes; past it the session completes without
+doing anything, quirk Q15).
 
-Answer before the live API's approval timeout (about 10 minutes; past it the session completes without doing
-anything, quirk Q15, and the approve task fails with outcome ``plan_not_approved``).
+``jules_plan_review_composable`` is the same review composed from public operators: create the session with
+``require_plan_approval=True`` and without waiting; a deferrable ``JulesSessionSensor`` waits for
+``AWAITING_PLAN_APPROVAL`` and returns the plan; the standard provider's ``ApprovalOperator`` shows it; on
+"Approve", ``JulesApprovePlanOperator`` approves it and waits for Jules to finish; on "Reject", the session
+is deleted. Use it to put your own tasks between the plan and the approval.
 """
 
 from __future__ import annotations
@@ -38,6 +42,28 @@ with DAG(
     params={"repository": "bobalover/boba"},
 ) as dag:
     # [START howto_jules_plan_review]
+    JulesCreateSessionOperator(
+        task_id="rate_limiting",
+        prompt="Add rate limiting to the public API endpoints.",
+        source="{{ params.repository }}",
+        require_plan_approval=True,
+        review_plan="hitl",  # the plan goes to Required Actions: Approve / Reject
+        plan_review_timeout=timedelta(minutes=8),  # inside Jules's ~10 minute approval window (Q15)
+        on_reject="delete",
+        deferrable=True,
+        poll_interval=POLL_INTERVAL,
+    )
+    # [END howto_jules_plan_review]
+
+with DAG(
+    dag_id="jules_plan_review_composable",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["jules", "example"],
+    params={"repository": "bobalover/boba"},
+) as composable_dag:
+    # [START howto_jules_plan_review_composable]
     propose = JulesCreateSessionOperator(
         task_id="propose_plan",
         prompt="Add rate limiting to the public API endpoints.",
@@ -89,4 +115,4 @@ with DAG(
     # [END howto_operator_jules_delete_session]
     propose >> wait_for_plan >> review
     plan_as_markdown(wait_for_plan.output) >> review >> approve >> discard
-    # [END howto_jules_plan_review]
+    # [END howto_jules_plan_review_composable]

@@ -25,6 +25,7 @@ from airflow_provider_jules.client.errors import JulesConfigError, JulesError, J
 from airflow_provider_jules.client.models import session_id, source_name
 from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result
+from airflow_provider_jules.review import DEFAULT_MAX_REVIEW_ROUNDS, DEFAULT_PLAN_REVIEW_TIMEOUT
 from airflow_provider_jules.session_wait import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
@@ -94,8 +95,21 @@ class _JulesWaitingBase(SessionWaitMixin, _JulesSessionBase):
         keeps its history), ``delete`` or ``keep``.
     :param on_kill_action: what to do with the session when the task is killed: archive, delete or keep.
     :param on_user_feedback: when Jules asks a question: ``fail`` (default), ``wait`` (for an answer given
-        elsewhere) or ``reply`` (answer each question once with ``auto_reply`` and keep waiting).
+        elsewhere), ``reply`` (answer each question once with ``auto_reply`` and keep waiting) or ``ask``
+        (show each question once on Airflow's Required Actions page, send the person's answer, keep
+        waiting; needs the standard provider's human-in-the-loop, see docs "People in the loop").
     :param auto_reply: the answer sent with ``on_user_feedback="reply"``.
+    :param question_timeout: with ``"ask"``, how long a question may wait for an answer (seconds or
+        timedelta; None: until ``timeout``). Past it the task fails with outcome ``awaiting_user_feedback``
+        and the session gets ``on_timeout``.
+    :param review: ``"hitl"``: when Jules completes with a change, a person reviews it on the Required
+        Actions page: Approve (the task succeeds), Request changes (the message goes to Jules, which works
+        again; the new change comes back for review) or Reject. The result's ``review`` lists the rounds.
+    :param review_timeout: how long a change review may wait (None: until ``timeout``).
+    :param on_reject: what a Reject does to the session: ``archive`` (default), ``delete`` or ``keep``.
+    :param on_reject_task: what a Reject does to the task: ``fail`` (default, without retries) or ``skip``.
+    :param max_review_rounds: change reviews at most (default 3); changes requested in the last one fail the
+        task, without sending them.
     :param on_no_changes: what a ``completed_without_changes`` outcome does to the task: ``succeed``
         (default, with a warning), ``skip`` (the result is still pushed, then the task is skipped, so
         its downstream tasks skip too) or ``fail`` (at once, without retries).
@@ -125,9 +139,21 @@ class _JulesWaitingBase(SessionWaitMixin, _JulesSessionBase):
         artifacts_path: str | None = None,
         inline_patch_limit: int = DEFAULT_INLINE_PATCH_LIMIT,
         max_poll_errors: int = 5,
+        question_timeout: float | timedelta | None = None,
+        review: str | None = None,
+        review_timeout: float | timedelta | None = None,
+        on_reject: str = "archive",
+        on_reject_task: str = "fail",
+        max_review_rounds: int = DEFAULT_MAX_REVIEW_ROUNDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.question_timeout = question_timeout
+        self.review = review
+        self.review_timeout = review_timeout
+        self.on_reject = on_reject
+        self.on_reject_task = on_reject_task
+        self.max_review_rounds = max_review_rounds
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
@@ -247,6 +273,10 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
     :param automation_mode: the raw API value; overrides ``auto_create_pr`` when set.
     :param adopt_existing_session: on a retry, a restart or an ambiguous create, adopt the session an earlier
         attempt of this task instance created, instead of creating another (default True).
+    :param review_plan: ``"hitl"`` (with ``require_plan_approval=True``): the plan goes to the Required
+        Actions page with Approve / Reject; Approve approves it and the task follows Jules to the end.
+    :param plan_review_timeout: how long the plan form stays open (default 8 minutes: inside Jules's
+        approval window of about 10 minutes, past which the session completes without doing anything, Q15).
 
     Every parameter of the wait (``deferrable``, ``poll_interval``, ``timeout``, ``stall_timeout``,
     ``on_timeout``, ``on_user_feedback``, ``auto_reply``, ``artifacts_path``, ...) is described on the base
@@ -263,6 +293,7 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
         "jules_conn_id",
     )
     template_fields_renderers = {"prompt": "md"}
+    _owns_session_history = True
 
     def __init__(
         self,
@@ -275,9 +306,13 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
         auto_create_pr: bool = True,
         automation_mode: str | None = None,
         adopt_existing_session: bool = True,
+        review_plan: str | None = None,
+        plan_review_timeout: float | timedelta | None = DEFAULT_PLAN_REVIEW_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.review_plan = review_plan
+        self.plan_review_timeout = plan_review_timeout
         self.prompt = prompt
         self.source = source
         self.starting_branch = starting_branch

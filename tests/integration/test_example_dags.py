@@ -153,12 +153,16 @@ HITL_CASES = (
 
 def test_plan_review_flow_with_the_review_marked_successful(examples, sim):
     module = examples("jules_plan_review")
-    dag_run = module.dag.test(mark_success_pattern="review_plan")
+    dag_run = module.composable_dag.test(mark_success_pattern="review_plan")
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id="jules_plan_review", run_id=dag_run.run_id).all()
+        tis = (
+            session.query(TaskInstance)
+            .filter_by(dag_id="jules_plan_review_composable", run_id=dag_run.run_id)
+            .all()
+        )
         states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis}
     assert states == {
         "propose_plan": "success",
@@ -184,12 +188,12 @@ def _test_plan_review_with_a_human_approval(examples, sim, monkeypatch, option, 
 
     def sleep_and_answer(seconds: float) -> None:
         if not answered and threading.current_thread() is threading.main_thread():
-            if _respond_once("jules_plan_review", "review_plan", option):
+            if _respond_once("jules_plan_review_composable", "review_plan", option):
                 answered.append(True)
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", sleep_and_answer)
-    run = run_dag(module.dag)
+    run = run_dag(module.composable_dag)
     monkeypatch.setattr(time, "sleep", real_sleep)
     assert answered == [True]
     assert {k: run.task_states[k] for k in expected} == expected
@@ -204,5 +208,28 @@ def _test_plan_review_with_a_human_approval(examples, sim, monkeypatch, option, 
         assert len(sim.requests("delete_session")) == 1
 
 
+@pytest.mark.parametrize(("option", "state"), [("Approve", "success"), ("Reject", "failed")])
+def _test_plan_review_in_one_task(examples, sim, monkeypatch, option, state):
+    """The one-task form: the plan on Required Actions, answered by a person (Airflow >= 3.3, see above)."""
+    from tests.integration.hitl_helpers import Responder, answer_during
+
+    module = examples("jules_plan_review")
+    responder = Responder("jules_plan_review", "rate_limiting", [(option, "")])
+    answer_during(monkeypatch, responder)
+    run = run_dag(module.dag)
+    assert run.task_states == {"rate_limiting": state}
+    [form] = responder.forms
+    assert form["options"] == ["Approve", "Reject"]
+    assert "**Jules proposes this plan**" in form["body"] and "1. **" in form["body"]
+    assert sim.sessions_created == 1
+    if option == "Approve":
+        assert run.xcom("rate_limiting")["outcome"] == "completed"
+        assert len(sim.requests("approve_plan")) == 1 and not sim.requests("delete_session")
+    else:
+        assert not sim.requests("approve_plan")
+        assert len(sim.requests("delete_session")) == 1
+
+
 if HITL_CASES:  # Airflow >= 3.3 (see HITL_CASES)
     test_plan_review_with_a_human_approval = _test_plan_review_with_a_human_approval
+    test_plan_review_in_one_task = _test_plan_review_in_one_task

@@ -156,7 +156,7 @@ BAD_INPUT = [
     ("negative poll interval", lambda: create_op_kw(poll_interval=-5), "poll_interval"),
     ("zero timeout", lambda: create_op_kw(timeout=0), "timeout"),
     ("negative stall timeout", lambda: create_op_kw(stall_timeout=-1), "stall_timeout"),
-    ("unknown feedback policy", lambda: create_op_kw(on_user_feedback="ask"), "on_user_feedback"),
+    ("unknown feedback policy", lambda: create_op_kw(on_user_feedback="ignore"), "on_user_feedback"),
     ("reply without text", lambda: create_op_kw(on_user_feedback="reply"), "auto_reply"),
     ("unknown timeout action", lambda: create_op_kw(on_timeout="cancel"), "on_timeout"),
     (

@@ -328,7 +328,9 @@ def test_result_has_exactly_the_listed_keys() -> None:
         "plan",
         "last_agent_message",
         "failure_reason",
+        "review",
     }
+    assert result["review"] == []  # the review room fills it (review="hitl")
 
 
 def test_change_set_has_exactly_the_listed_keys() -> None:
@@ -431,6 +433,7 @@ def test_doc_example_7_completed_without_outputs_reads_change_set_from_activitie
         },
         "last_agent_message": None,
         "failure_reason": None,
+        "review": [],
     }
 
 

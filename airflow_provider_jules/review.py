@@ -1,0 +1,401 @@
+"""The review room: a person in the loop, on Airflow's own Required Actions page.
+
+Three kinds of form, all answered in the Airflow UI (or its REST API) and never while a worker slot is held:
+
+* a **question** (``on_user_feedback="ask"``): Jules's question, answered in a free-text field;
+* a **change review** (``review="hitl"``): the finished change, with Approve / Request changes / Reject;
+* a **plan review** (``review_plan="hitl"``): the plan's numbered steps, with Approve / Reject.
+
+The wait for the person is Airflow's: on Airflow >= 3.3 the task raises ``TaskAwaitingInput`` (state
+``awaiting_input``, no trigger; the scheduler enforces the timeout); on 3.1 and 3.2 it defers to the standard
+provider's ``HITLTrigger``. Both resume the operator in ``resume_from_person`` with the state this module
+keeps as plain JSON in the method kwargs (they live in the task instance row, so a triggerer restart loses
+nothing), and the round history also in the task state store (Airflow >= 3.3, for retries).
+
+**One form per task instance.** Airflow stores one HITL detail per task instance (its primary key is the
+task instance id, kept across tries); a second ``upsert`` only clears the earlier response and keeps the
+first subject, body and options. So every form a task opens after its first one *shows the first one's
+text and options*. This module therefore gives each task instance one stable form:
+
+* the options are fixed by the operator's configuration (:func:`form_options`), so every step finds the
+  options it needs;
+* the subject names the session; the body is written for the first request and says where the current one
+  is: the task log and the ``jules_request`` XCom (both always show the latest question, change or plan),
+  and the session and pull request links (whose pages always show the latest state).
+
+Nothing here imports the standard provider at DAG-parse time: :func:`open_form` imports it when a form is
+needed, and :func:`hitl_missing` checks for it first.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow_provider_jules._compat import TaskAwaitingInput
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+
+Json = dict[str, Any]
+
+ASK = "ask"
+HITL = "hitl"
+APPROVE = "Approve"
+REQUEST_CHANGES = "Request changes"
+REJECT = "Reject"
+SEND_ANSWER = "Send answer"
+#: The one free-text field of every form (the answer, or the changes requested).
+MESSAGE = "message"
+#: XCom key of the current request (question, change or plan) as Markdown: the form may show an older one.
+REQUEST_XCOM_KEY = "jules_request"
+#: Task state store key (Airflow >= 3.3) of the review rounds, so a retry of the task keeps them.
+ROUNDS_KEY = "jules_review_rounds"
+REVIEW_POLICIES = (None, HITL)
+ON_REJECT_ACTIONS = ("archive", "delete", "keep")
+ON_REJECT_TASK = ("fail", "skip")
+DEFAULT_MAX_REVIEW_ROUNDS = 3
+#: Jules completes an unapproved plan after about 10 minutes (quirk Q15): the plan form closes before that.
+DEFAULT_PLAN_REVIEW_TIMEOUT = timedelta(minutes=8)
+#: Forms one task instance may open (a re-opened form after an empty answer counts): every loop is bounded.
+MAX_FORMS = 100
+#: The standard provider release this provider's human-in-the-loop is built and tested on.
+STANDARD_PROVIDER = "apache-airflow-providers-standard"
+MIN_STANDARD_VERSION = "1.21.0"
+MIN_AIRFLOW_VERSION = "3.1.0"
+DIFF_EXCERPT_LINES = 25
+MAX_BODY_CHARS = 12_000
+
+
+# ------------------------------------------------------------------------------------------ availability
+def hitl_missing() -> str | None:
+    """Why Airflow's human-in-the-loop cannot be used in this installation, or None when it can."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import InvalidVersion, Version
+
+    install = (
+        f"Install {STANDARD_PROVIDER}>={MIN_STANDARD_VERSION} with apache-airflow>={MIN_AIRFLOW_VERSION} "
+        f'(pip install "{STANDARD_PROVIDER}>={MIN_STANDARD_VERSION}"), or use on_user_feedback="fail", '
+        '"wait" or "reply" and no review.'
+    )
+    try:
+        airflow_version = Version(version("apache-airflow"))
+    except (PackageNotFoundError, InvalidVersion):
+        airflow_version = None
+    if airflow_version is not None and airflow_version.release < Version(MIN_AIRFLOW_VERSION).release:
+        return (
+            f"Human-in-the-loop needs Airflow >= {MIN_AIRFLOW_VERSION}; this is {airflow_version}. {install}"
+        )
+    try:
+        standard = Version(version(STANDARD_PROVIDER))
+    except PackageNotFoundError:
+        return f"Human-in-the-loop needs the package {STANDARD_PROVIDER}, which is not installed. {install}"
+    except InvalidVersion:
+        standard = None
+    if standard is not None and standard < Version(MIN_STANDARD_VERSION):
+        found = f"found {standard}"
+        return f"Human-in-the-loop needs {STANDARD_PROVIDER} >= {MIN_STANDARD_VERSION}; {found}. {install}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ forms
+@dataclass
+class Form:
+    """One Required Actions form: what :func:`open_form` writes as the task instance's HITL detail."""
+
+    subject: str
+    body: str
+    options: list[str]
+    params: dict[str, Json]
+
+
+def form_options(*, ask: bool, review: bool, review_plan: bool) -> list[str]:
+    """The options of a task's one form, fixed by its configuration (Airflow keeps a form's first options)."""
+    options: list[str] = []
+    if review or review_plan:
+        options.append(APPROVE)
+    if review:
+        options.append(REQUEST_CHANGES)
+    if ask:
+        options.append(SEND_ANSWER)
+    if review or review_plan:
+        options.append(REJECT)
+    return options
+
+
+def form_params(*, ask: bool, review: bool) -> dict[str, Json]:
+    """The free-text field (serialized the way the HITL detail stores params), when a step needs text."""
+    if not (ask or review):
+        return {}
+    from airflow.sdk import Param
+
+    uses = []
+    if ask:
+        uses.append(f"your answer to Jules's question ({SEND_ANSWER})")
+    if review:
+        uses.append(f"the changes you want ({REQUEST_CHANGES})")
+    param = Param(
+        None,  # optional: Approve and Reject need no text
+        type=["string", "null"],
+        format="multiline",
+        title="Message to Jules",
+        description="Sent to Jules as it is: " + ", or ".join(uses) + ".",
+    )
+    return {MESSAGE: dict(param.serialize())}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_MARKER = re.compile(r"\s*\[airflow-[0-9a-f]{16}\]\s*$")
+
+
+def title_of(result: Json) -> str:
+    """The session's title without the provider's task-instance marker (see ``run_marker``)."""
+    title = _MARKER.sub("", str(result.get("title") or "")).strip()
+    return title or f"session {result.get('session_id')}"
+
+
+def subject_for(result: Json) -> str:
+    return _cut(f"Jules: {title_of(result)}", 200)
+
+
+def _links(result: Json) -> str:
+    parts = []
+    if result.get("url"):
+        parts.append(f"[the Jules session]({result['url']})")
+    if result.get("pull_request_url"):
+        parts.append(f"[the pull request]({result['pull_request_url']})")
+    return " and ".join(parts)
+
+
+def reuse_note(result: Json) -> str:
+    """The footer of every form body: where the *current* request is when Airflow shows an older text."""
+    links = _links(result)
+    where = f" Open {links} for their latest state." if links else ""
+    return (
+        "\n\n---\n*Airflow keeps one form per task: if Jules asks again or the change comes back for another "
+        f"review, this form opens again with the text above. The current request is always in this task's "
+        f"log and in its `{REQUEST_XCOM_KEY}` XCom.{where}*"
+    )
+
+
+def plan_markdown(plan: Json | None) -> str:
+    steps = (plan or {}).get("steps") or []
+    lines = []
+    for number, step in enumerate(steps, start=1):
+        title = str(step.get("title") or "(untitled step)")
+        description = step.get("description")
+        lines.append(f"{number}. **{title}**" + (f" - {description}" if description else ""))
+    return "\n".join(lines) or "(Jules sent no plan steps.)"
+
+
+def question_markdown(result: Json, question: str) -> str:
+    head = f"**Jules asks** in [{title_of(result)}]({result.get('url') or ''}):\n\n"
+    text = "\n".join("> " + line for line in (question or "(no question text)").splitlines())
+    out = head + text
+    if result.get("plan"):
+        out += "\n\n**Jules's plan:**\n\n" + plan_markdown(result["plan"])
+    return out
+
+
+def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
+    change = result.get("change_set") or {}
+    files = list(change.get("files_changed") or [])
+    lines = [f"**Review round {round_number} of at most {max_rounds}** of Jules's change."]
+    if result.get("pull_request_url"):
+        lines.append(f"\n**Pull request:** {result['pull_request_url']}")
+    if result.get("url"):
+        lines.append(f"\n**Session:** {result['url']}")
+    size = int(change.get("patch_bytes") or 0)
+    lines.append(f"\n**Files changed ({len(files)}), patch of {size:,} bytes:**\n")
+    lines.extend(f"- `{f}`" for f in files[:50])
+    if len(files) > 50:
+        lines.append(f"- ... and {len(files) - 50} more")
+    summary = change.get("suggested_commit_message") or result.get("last_agent_message")
+    if summary:
+        lines.append("\n**Jules's summary:**\n")
+        lines.extend("> " + line for line in str(summary).splitlines())
+    patch = change.get("patch")
+    if patch:
+        excerpt = patch.splitlines()[:DIFF_EXCERPT_LINES]
+        more = len(patch.splitlines()) - len(excerpt)
+        lines.append(
+            f"\n**Diff excerpt** (first {len(excerpt)} lines; the full diff is on the pull request):\n"
+        )
+        lines.append("```diff\n" + _cut("\n".join(excerpt), 6000).replace("```", "'''") + "\n```")
+        if more > 0:
+            lines.append(f"*... {more} more lines.*")
+    lines.append(
+        f"\n**Approve** ends the task with this change. **{REQUEST_CHANGES}** sends the message below to "
+        f"Jules, which works again; the new change comes back for review. **{REJECT}** stops the session."
+    )
+    return "\n".join(lines)
+
+
+def plan_review_markdown(result: Json) -> str:
+    return (
+        f"**Jules proposes this plan** for [{title_of(result)}]"
+        f"({result.get('url') or ''})"
+        ":\n\n"
+        + plan_markdown(result.get("plan"))
+        + f"\n\n**{APPROVE}** lets Jules start; **{REJECT}** stops "
+        "the session. Jules completes an unapproved plan without doing anything after about ten minutes, so "
+        "this form closes before that."
+    )
+
+
+def build_form(request_markdown: str, result: Json, options: list[str], params: dict[str, Json]) -> Form:
+    body = _cut(request_markdown, MAX_BODY_CHARS) + reuse_note(result)
+    return Form(subject=subject_for(result), body=body, options=list(options), params=params)
+
+
+# ------------------------------------------------------------------------------------------ answers
+@dataclass
+class Answer:
+    """A person's answer read from the HITL resume event (or a timeout / error)."""
+
+    option: str | None
+    message: str
+    reviewer: str | None
+    error: str | None = None
+    timed_out: bool = False
+
+
+def read_answer(event: object) -> Answer:
+    if not isinstance(event, dict):
+        return Answer(None, "", None, error=f"no usable answer event ({event!r})")
+    if "error" in event:
+        timed_out = event.get("error_type") == "timeout"
+        return Answer(None, "", None, error=str(event.get("error")), timed_out=timed_out)
+    chosen = event.get("chosen_options") or []
+    option = str(chosen[0]) if isinstance(chosen, list) and chosen else None
+    params = event.get("params_input") or {}
+    message = params.get(MESSAGE) if isinstance(params, dict) else None
+    user = event.get("responded_by_user")
+    reviewer = None
+    if isinstance(user, dict):
+        reviewer = str(user.get("name") or user.get("id") or "") or None
+    if event.get("timedout") and reviewer is None:
+        return Answer(option, "", None, error="the response timeout passed", timed_out=True)
+    return Answer(option, str(message or "").strip(), reviewer)
+
+
+# ------------------------------------------------------------------------------------------ the wait
+def open_form(
+    task: BaseOperator,
+    context: Context,
+    form: Form,
+    *,
+    method_name: str,
+    kwargs: Json,
+    timeout_seconds: float | None,
+    poke_interval: float = 5.0,
+) -> NoReturn:
+    """Write the task instance's HITL detail, then wait for the person without holding a worker slot.
+
+    Airflow >= 3.3: ``TaskAwaitingInput`` (state ``awaiting_input``; the scheduler enforces the timeout).
+    Airflow 3.1 / 3.2: a deferral to the standard provider's ``HITLTrigger``. Either way the task resumes in
+    ``method_name(context, event=..., **kwargs)``.
+    """
+    from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+    ti_id = context["task_instance"].id
+    upsert_hitl_detail(
+        ti_id=ti_id,
+        options=form.options,
+        subject=form.subject,
+        body=form.body,
+        defaults=None,
+        multiple=False,
+        params=copy.deepcopy(form.params),
+    )
+    timeout = timedelta(seconds=max(1.0, timeout_seconds)) if timeout_seconds is not None else None
+    if TaskAwaitingInput is not None:
+        raise TaskAwaitingInput(method_name=method_name, kwargs=kwargs, timeout=timeout)
+    from airflow.providers.standard.triggers.hitl import HITLTrigger
+
+    task.defer(
+        trigger=HITLTrigger(
+            ti_id=ti_id,
+            options=form.options,
+            params=copy.deepcopy(form.params),
+            defaults=None,
+            multiple=False,
+            timeout_datetime=datetime.now(timezone.utc) + timeout if timeout is not None else None,
+            poke_interval=poke_interval,
+        ),
+        method_name=method_name,
+        kwargs=kwargs,
+    )
+    raise AssertionError("defer() returned")  # pragma: no cover - defer always raises
+
+
+# ------------------------------------------------------------------------------------------ rounds
+def record_round(
+    rounds: list[Json], *, decision: str, answer: Answer, result: Json, round_number: int
+) -> list[Json]:
+    """The rounds with this one appended (decision: approved, changes_requested or rejected)."""
+    return [
+        *rounds,
+        {
+            "round": round_number,
+            "decision": decision,
+            "reviewer": answer.reviewer,
+            "feedback": answer.message or None,
+            "pull_request_url": result.get("pull_request_url"),
+        },
+    ]
+
+
+def completions_answered(activities: list[Json]) -> tuple[int, bool]:
+    """From the session's own history: how many completions were followed by a message (change requests
+    already sent), and whether the latest completion was (so its change is no longer the one to review)."""
+    from airflow_provider_jules.client.models import activity_kind
+
+    count = 0
+    pending = False
+    latest_answered = False
+    for activity in activities:
+        kind = activity_kind(activity)
+        if kind == "sessionCompleted":
+            pending = True
+            latest_answered = False
+        elif kind == "userMessaged" and pending:
+            count += 1
+            pending = False
+            latest_answered = True
+    return count, latest_answered
+
+
+def question_answered(activities: list[Json], question_id: str | None) -> bool:
+    """Whether a message follows the question (sent by us earlier, or by someone in the Jules app)."""
+    from airflow_provider_jules.client.models import activity_kind
+
+    seen = question_id is None
+    for activity in activities:
+        if not seen:
+            seen = str(activity.get("id") or "") == question_id
+            continue
+        if activity_kind(activity) == "userMessaged":
+            return True
+    return False
+
+
+def plan_pending(activities: list[Json]) -> bool:
+    """A plan was generated and no approval follows the last one."""
+    from airflow_provider_jules.client.models import activity_kind
+
+    pending = False
+    for activity in activities:
+        kind = activity_kind(activity)
+        if kind == "planGenerated":
+            pending = True
+        elif kind == "planApproved":
+            pending = False
+    return pending
