@@ -25,8 +25,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest's own tmp_path folders go under .tmp/ (one per venv: the two CI runs never share one), not into
+# the system temp folder; pytest clears the folder at the start of each run.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --basetemp=.tmp/pytest-$(notdir $(VENV)) $(PYTEST_ARGS)
 
 test: lint typecheck docs pytest
 
