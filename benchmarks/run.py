@@ -18,7 +18,7 @@ from benchmarks._common import REPO, log, machine, write_json
 FIGURES = (
     ("import_cost", "benchmarks.bench_import", 600),
     ("triggerer_capacity", "benchmarks.bench_triggers", 1500),
-    ("triggerer_tls", "benchmarks.bench_triggers", 900),
+    ("triggerer_tls", "benchmarks.bench_triggers", 1500),
     ("api_economy", "benchmarks.bench_economy", 300),
     ("latency", "benchmarks.bench_latency", 600),
 )
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     quick_args = {
         "import_cost": ["--runs", "3"],
         "triggerer_capacity": ["--sizes", "200,400", "--window", "4", "--warmup", "1"],
-        "triggerer_tls": ["--sizes", "200", "--window", "4", "--warmup", "1"],
+        "triggerer_tls": ["--sizes", "200", "--window", "4", "--warmup", "1", "--repeat", "1"],
         "api_economy": [],
         "latency": ["--phases", "0.5"],
     }
