@@ -604,7 +604,7 @@ def merge_rounds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [r[key] for r in ok if r.get(key) is not None]
             row[key] = round(median(values), 4) if values else None
         for key in ("late_p99_ms", "lag_p99_ms", "startup_s"):
-            values = [r[key] for r in ok if r.get(key) is not None]
+            values = [r[key] for r in ok if r.get(key) is not None and r[key] == r[key]]  # not NaN
             row[key] = min(values) if values else None
         row["poll_rate_achieved"] = max(r.get("poll_rate_achieved") or 0 for r in ok)
         row["errors"] = max(r.get("errors") or 0 for r in runs) if len(ok) == len(runs) else None
