@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 
 from airflow_provider_jules.client.sync import JulesClient
 from airflow_provider_jules.simulator import SimulatorConfig, run_simulator
@@ -43,8 +44,13 @@ def test_the_sync_client_trusts_the_ca_through_requests_ca_bundle(
     config = SimulatorConfig(api_key="tls-key", tls_certfile=str(tls.cert), tls_keyfile=str(tls.key))
     with run_simulator(config) as sim:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca))
-        client = JulesClient("tls-key", sim.url)
+        # An explicit requests.Session (environment honoured): the client may ignore the environment for
+        # a loopback Base URL by itself, as it should for proxies; the real API is never loopback.
+        client = JulesClient("tls-key", sim.url, session=requests.Session())
         assert [s["name"] for s in client.list_sources()], "no sources"
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        with pytest.raises(requests.exceptions.SSLError):  # without the setting, the CA is not trusted
+            requests.Session().get(f"{sim.api_url}/sources", timeout=30)
 
 
 def test_the_async_client_trusts_the_ca_through_ssl_cert_file(tls: TLSFiles) -> None:
