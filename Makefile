@@ -25,8 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest's own tmp_path folders go under .tmp/ (one per venv: the two CI runs never share one), not into
+# the system temp folder; pytest clears the folder at the start of each run.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p .tmp  # pytest makes --basetemp itself, not its parent (a fresh clone has no .tmp/)
+	$(BIN)/python -m pytest --basetemp=.tmp/pytest-$(notdir $(VENV)) $(PYTEST_ARGS)
 
 test: lint typecheck docs pytest
 

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import resource
+import ssl
 import statistics
 import subprocess
 import sys
@@ -28,9 +29,30 @@ def log(msg: str) -> None:
 class SimulatorProcess:
     """``python -m airflow_provider_jules.simulator`` in its own process (optionally pinned to CPUs)."""
 
-    def __init__(self, *, speed: float = 1.0, scenario: str = "happy", cpus: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        scenario: str = "happy",
+        cpus: set[int] | None = None,
+        tls_dir: Path | None = None,
+        round_trip_ms: float = 0.0,
+    ) -> None:
+        """``tls_dir``: serve HTTPS with a certificate from a throw-away CA made there (its ``ca.pem`` is
+        what clients trust); ``round_trip_ms``: the simulator's network model (see ``NetworkModel``)."""
         cmd = [sys.executable, "-m", "airflow_provider_jules.simulator", "--port", "0"]
         cmd += ["--speed", str(speed), "--scenario", scenario, "--api-key", API_KEY]
+        self.ca: Path | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        if tls_dir is not None:
+            from airflow_provider_jules.simulator.tls import make_throwaway_ca
+
+            files = make_throwaway_ca(tls_dir)
+            self.ca = files.ca
+            self.ssl_context = ssl.create_default_context(cafile=str(files.ca))
+            cmd += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
+        if round_trip_ms:
+            cmd += ["--round-trip-ms", str(round_trip_ms)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
         if cpus and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(self.proc.pid, cpus)
@@ -59,7 +81,7 @@ class SimulatorProcess:
         if data is not None:
             headers["content-type"] = "application/json"
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)  # noqa: S310
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context) as resp:  # noqa: S310
             raw = resp.read()
         return json.loads(raw) if raw.strip() else {}
 

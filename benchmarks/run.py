@@ -18,6 +18,7 @@ from benchmarks._common import REPO, log, machine, write_json
 FIGURES = (
     ("import_cost", "benchmarks.bench_import", 600),
     ("triggerer_capacity", "benchmarks.bench_triggers", 1500),
+    ("triggerer_tls", "benchmarks.bench_triggers", 1500),
     ("api_economy", "benchmarks.bench_economy", 300),
     ("latency", "benchmarks.bench_latency", 600),
 )
@@ -30,9 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes and windows (a smoke run)")
     args = p.parse_args(argv)
     only = {x for x in args.only.split(",") if x}
+    # 1,000 triggers polling every 10 s (100 polls/s): the operator's default interval is 30 s.
+    base_args = {
+        "triggerer_tls": [
+            "--tls",
+            "--rtt-ms",
+            "40",
+            "--sizes",
+            "1000",
+            "--interval-per-1000",
+            "10",
+            "--window",
+            "10",
+        ]
+    }
     quick_args = {
         "import_cost": ["--runs", "3"],
         "triggerer_capacity": ["--sizes", "200,400", "--window", "4", "--warmup", "1"],
+        "triggerer_tls": ["--sizes", "200", "--window", "4", "--warmup", "1", "--repeat", "1"],
         "api_economy": [],
         "latency": ["--phases", "0.5"],
     }
@@ -46,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.monotonic()
         log(f"running {name} ...")
-        cmd = [sys.executable, "-m", module, *(quick_args[name] if args.quick else [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            module,
+            *base_args.get(name, []),
+            *(quick_args[name] if args.quick else []),
+        ]
         try:
             proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=limit)
             out, code = proc.stdout, proc.returncode

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,10 +51,17 @@ def child() -> int:
 
 
 def main() -> int:
+    home = tempfile.mkdtemp(prefix="jules-demo-airflow-")
+    try:
+        return demo(home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # the throw-away Airflow home: nothing left behind
+
+
+def demo(home: str) -> int:
     from airflow_provider_jules.simulator import SimulatorConfig, run_simulator
 
     started = time.monotonic()
-    home = tempfile.mkdtemp(prefix="jules-demo-airflow-")
     env = {
         **os.environ,
         "AIRFLOW_HOME": home,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parent.parent
 _HOME = os.environ.get("JULES_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="jules-airflow-home-")
+if "JULES_TEST_AIRFLOW_HOME" not in os.environ:
+    # Ours alone (made just now): removed when the test process exits, whatever the outcome.
+    atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")

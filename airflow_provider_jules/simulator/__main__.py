@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--daily-quota", type=int, default=None, help="sessions per simulated day")
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API request")
+    p.add_argument(
+        "--round-trip-ms",
+        type=float,
+        default=0.0,
+        help="network round trip (real ms): one per request, plus one per handshake of a new connection",
+    )
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS with this PEM certificate chain")
+    p.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
     p.add_argument("--error-rate", type=float, default=0.0, help="probability of 503 on any API request")
     p.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of 429 on any API request")
     p.add_argument("--retry-after", type=float, default=None, help="Retry-After seconds on injected 429/503")
@@ -89,12 +97,19 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         daily_quota=args.daily_quota,
         faults=faults,
         allow_remote=args.allow_remote,
+        round_trip_ms=args.round_trip_ms,
+        tls_certfile=args.tls_cert,
+        tls_keyfile=args.tls_key,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = config_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     from airflow_provider_jules.simulator.server import (
         JulesSimulator,
         bind_socket,

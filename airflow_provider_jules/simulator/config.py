@@ -156,9 +156,20 @@ class SimulatorConfig:
     allow_remote: bool = False
     #: Simulated wall-clock start (epoch seconds); ``None`` = the real time at start-up.
     start_time: float | None = None
+    #: Network model (real time, not simulated): every HTTP request waits one round trip before it is
+    #: answered, and the first request of a new connection waits for its handshakes too (TCP, plus TLS 1.3
+    #: when serving HTTPS: one round trip each). 0 = loopback as it is.
+    round_trip_ms: float = 0.0
+    #: Serve HTTPS with this certificate chain and private key (PEM files); ``None`` = plain HTTP.
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
         if self.speed <= 0:
             raise ValueError("speed must be > 0")
+        if self.round_trip_ms < 0:
+            raise ValueError("round_trip_ms must be >= 0")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import ipaddress
@@ -48,11 +49,47 @@ def uvicorn_http_impl() -> str:
     return "auto"
 
 
+class NetworkModel:
+    """ASGI middleware: the latency of a distant server (``SimulatorConfig.round_trip_ms``).
+
+    Every HTTP request waits one round trip (request out, response back) before the app answers it. The
+    first request of a connection (a client address not seen before) waits one more round trip for the
+    TCP handshake, and one more for the TLS 1.3 handshake when serving HTTPS. The waits are asyncio
+    sleeps: the server handles other requests meanwhile, as the network would carry them.
+    """
+
+    MAX_TRACKED = 200_000  # client addresses remembered (bounded; cleared when full)
+
+    def __init__(self, app: Any, round_trip_ms: float, tls: bool) -> None:
+        self.app = app
+        self.round_trip = round_trip_ms / 1000
+        self.handshakes = 2 if tls else 1
+        self._seen: set[tuple[str, int]] = set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            trips = 1
+            client = scope.get("client")
+            if client is not None:
+                key = (str(client[0]), int(client[1]))
+                if key not in self._seen:
+                    if len(self._seen) >= self.MAX_TRACKED:
+                        self._seen.clear()
+                    self._seen.add(key)
+                    trips += self.handshakes
+            await asyncio.sleep(self.round_trip * trips)
+        await self.app(scope, receive, send)
+
+
 def make_uvicorn_server(app: Any, config: SimulatorConfig) -> Any:
     import uvicorn
 
+    tls: dict[str, Any] = {}
+    if config.tls_certfile is not None:
+        tls = {"ssl_certfile": config.tls_certfile, "ssl_keyfile": config.tls_keyfile}
     ucfg = uvicorn.Config(
         app,
+        **tls,
         http=uvicorn_http_impl(),
         loop="auto",
         access_log=False,
@@ -84,7 +121,9 @@ class JulesSimulator:
         self.config = config or SimulatorConfig()
         self._initial = dataclasses.replace(self.config)
         self.state = SimulatorState(self.config)
-        self.app = create_app(self.config, self.state)
+        self.app: Any = create_app(self.config, self.state)
+        if self.config.round_trip_ms > 0:
+            self.app = NetworkModel(self.app, self.config.round_trip_ms, self.config.tls_certfile is not None)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -133,7 +172,8 @@ class JulesSimulator:
         host = self.config.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.tls_certfile is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def api_url(self) -> str:

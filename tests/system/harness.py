@@ -1,0 +1,445 @@
+"""Shared harness of the system tests: real Airflow components, each in its own process, on 127.0.0.1.
+
+* :func:`airflow_stack` makes a throw-away ``AIRFLOW_HOME`` (SQLite, ``airflow db migrate``), starts the
+  components asked for, yields an :class:`AirflowStack`, then stops every process it started (by PID, with
+  their children) and removes the home.
+* :class:`AirflowStack` starts, stops and kills single components (process group: ``airflow triggerer``
+  runs its triggers in a child process), reads the metadata DB (read-only) and drives the REST API.
+* :func:`poll` waits for a condition, bounded in time and in count: no test sleeps longer than needed.
+
+The Jules API simulator runs in a thread of the test process (see :func:`simulator`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+
+from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+#: Base command of each component kind; ``triggerer-2`` is a second ``triggerer``.
+COMPONENTS: dict[str, list[str]] = {
+    "api-server": ["api-server"],  # --port is added at start
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+EXAMPLE_BUNDLE = ("example-dags", REPO / "example_dags")
+SYSTEM_BUNDLE = ("system-dags", REPO / "tests" / "system" / "dags")
+
+T = TypeVar("T")
+
+
+def say(message: str) -> None:
+    print(f"[system test {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def poll(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float,
+    interval: float = 0.5,
+    check: Callable[[], None] = lambda: None,
+) -> T:
+    """Call ``probe`` until it returns something other than None; bounded in time and in count."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 2):
+        check()
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+
+
+def try_json(api: httpx.Client, path: str) -> Any:
+    """GET for polling: None on a transient failure (the poll retries, bounded)."""
+    with contextlib.suppress(httpx.TransportError, ValueError):
+        response = api.get(path, headers={"Accept": "application/json"})
+        if response.status_code == 200:
+            return response.json()
+    return None
+
+
+def get_json(api: httpx.Client, path: str) -> Any:
+    response = api.get(path, headers={"Accept": "application/json"})
+    assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text[:2000]}"
+    return response.json()
+
+
+# ------------------------------------------------------------------------------------------- simulator
+class ClientPorts:
+    """ASGI middleware around the simulator app: every request's method, path, client port and time."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str, int, float]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            self.seen.append((scope["method"], scope["path"], int(scope["client"][1]), time.monotonic()))
+        await self.app(scope, receive, send)
+
+    def ports(self, method: str, path_part: str) -> set[int]:
+        return {port for m, path, port, _ in list(self.seen) if m == method and path_part in path}
+
+    def first_after(
+        self, method: str, exact_path: str, after: float, exclude_ports: set[int] | None = None
+    ) -> float | None:
+        """Monotonic time of the first ``method exact_path`` request at or after ``after`` (None: none
+        yet), not counting requests from ``exclude_ports``."""
+        skip = exclude_ports or set()
+        times = [
+            t
+            for m, path, port, t in list(self.seen)
+            if m == method and path == exact_path and t >= after and port not in skip
+        ]
+        return min(times) if times else None
+
+
+@dataclass
+class Sim:
+    sim: JulesSimulator
+    clients: ClientPorts
+
+
+@contextlib.contextmanager
+def simulator(speed: float, seed: int = 3) -> Iterator[Sim]:
+    """A simulator on 127.0.0.1 in a thread of this process, with :class:`ClientPorts` around its app."""
+    sim = JulesSimulator(SimulatorConfig(api_key=f"sim-key-{secrets.token_hex(4)}", speed=speed, seed=seed))
+    clients = ClientPorts(sim.app)
+    sim.app = clients
+    with sim:
+        yield Sim(sim, clients)
+
+
+def activity_lines(sim: JulesSimulator, session_id: str) -> list[str]:
+    """The log line (``format_activity``) of every activity the simulator holds for a session."""
+    from airflow_provider_jules.results import format_activity
+
+    listing = sim.state.engine.list_activities(session_id, 1000, "", "")
+    lines = [format_activity(a) for a in listing.get("activities", [])]
+    return [line for line in lines if line]
+
+
+# ------------------------------------------------------------------------------------------- Airflow
+@dataclass
+class AirflowStack:
+    home: Path
+    port: int
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Components stopped or killed on purpose (their logs are still dumped on failure).
+    gone: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_path(self, name: str) -> Path:
+        return self.home / f"{name}.out"
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        """Start component ``name`` (``kind`` or ``kind-<suffix>``, e.g. ``triggerer-2``)."""
+        kind = next(k for k in COMPONENTS if name == k or name.startswith(k + "-"))
+        args = [str(BIN / "airflow"), *COMPONENTS[kind]]
+        if kind == "api-server":
+            args += ["--port", str(self.port)]
+        assert name not in self.procs, f"{name} is already running"
+        self.gone.pop(name, None)
+        with open(self.log_path(name), "ab") as out:
+            # A session (and process group) of its own: killing the group reaches the component's
+            # children, and a Ctrl-C in the terminal reaches pytest, which then stops us in order.
+            self.procs[name] = subprocess.Popen(
+                args,
+                env=self.env,
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.procs[name]
+
+    def check_alive(self) -> None:
+        dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+        if dead:
+            raise AssertionError(f"Airflow component(s) exited early: {dead}")
+
+    def kill(self, name: str, sig: signal.Signals, timeout: float = 60.0) -> float:
+        """Send ``sig`` to a component and wait (bounded) until it and its children are gone.
+
+        SIGKILL goes to the whole process group (a crash of the machine or container: nothing gets to
+        clean up). Any other signal goes to the main process only, as a process manager sends it; the
+        component must stop its children itself. Returns the monotonic time the signal was sent.
+        """
+        proc = self.procs.pop(name)
+        self.gone[name] = proc
+        tree: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        sent = time.monotonic()
+        if sig == signal.SIGKILL:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group id is the pid
+        else:
+            proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+        _, alive = psutil.wait_procs(tree, timeout=max(0.1, sent + timeout - time.monotonic()))
+        assert proc.returncode is not None and not alive, (
+            f"{name} (pid {proc.pid}) still running {timeout:.0f} s after {sig.name}: "
+            f"{[p.pid for p in alive]} {proc.returncode=}"
+        )
+        return sent
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every component (each stops its own children), wait bounded, then SIGKILL what is left.
+
+        Only our own processes, by PID: the components we started and the children they had at this moment.
+        """
+        began = time.monotonic()
+        children: list[psutil.Process] = []
+        for proc in self.procs.values():
+            with contextlib.suppress(psutil.Error):
+                children += psutil.Process(proc.pid).children(recursive=True)
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        deadline = began + timeout
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+        for child in alive:
+            say(f"killing leftover child process {child.pid}")
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(alive, timeout=5)
+        self.gone.update(self.procs)
+        self.procs.clear()
+        say(f"components stopped in {time.monotonic() - began:.1f} s")
+
+    @contextlib.contextmanager
+    def logs_on_failure(self, *extra: Callable[[], str]) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.dump_logs()
+            for describe in extra:
+                print(describe())
+            raise
+
+    def connections_to(self, name: str, port: int) -> dict[int, int]:
+        """{local port: pid} of the TCP connections to ``port`` held by component ``name`` or its children."""
+        found: dict[int, int] = {}
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(self.procs[name].pid)
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    conns = getattr(proc, "net_connections", None) or proc.connections
+                    for conn in conns(kind="tcp"):
+                        if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED:
+                            found[conn.laddr.port] = proc.pid
+        return found
+
+    def dump_logs(self) -> None:
+        task_logs = sorted((self.home / "logs").glob("dag_id=*/run_id=*/task_id=*/*.log*"))
+        names = [*self.procs, *self.gone]
+        for path in [*(self.log_path(name) for name in names), *task_logs]:
+            print(f"\n===== tail of {path} =====\n{tail(path)}")
+
+    # ------------------------------------------------------------------ metadata DB (read-only)
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the SQLite metadata DB (read-only; Airflow's components write it)."""
+        uri = f"file:{self.home / 'airflow.db'}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+            return list(db.execute(sql, params).fetchall())
+
+    def triggerer_jobs(self) -> list[tuple[int, str]]:
+        """(id, state) of the triggerer jobs, oldest first."""
+        rows = self.query("SELECT id, state FROM job WHERE job_type = 'TriggererJob' ORDER BY id")
+        return [(int(i), str(s)) for i, s in rows]
+
+    def trigger_holders(self, dag_id: str, run_id: str) -> dict[str, int | None]:
+        """{task_id: job id of the triggerer holding its trigger (None: unassigned)}, deferred tasks only."""
+        rows = self.query(
+            "SELECT ti.task_id, t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
+            "WHERE ti.dag_id = ? AND ti.run_id = ? AND ti.state = 'deferred'",
+            dag_id,
+            run_id,
+        )
+        return {str(task): (None if job is None else int(job)) for task, job in rows}
+
+    # ------------------------------------------------------------------ REST API
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=15, trust_env=False)
+
+    def wait_healthy(self, api: httpx.Client, timeout: float = 120) -> None:
+        """All four component kinds healthy (each heartbeats into the DB; the API reads them); a token."""
+
+        def healthy() -> dict[str, Any] | None:
+            with contextlib.suppress(httpx.TransportError, ValueError):
+                body = api.get("/api/v2/monitor/health").json()
+                parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                if all((body.get(part) or {}).get("status") == "healthy" for part in parts):
+                    return dict(body)
+            return None
+
+        poll("all components healthy", healthy, timeout=timeout, check=self.check_alive)
+        # SIMPLE_AUTH_MANAGER_ALL_ADMINS: a token without credentials (Airflow 3.1 needs it on every call).
+        response = api.get("/auth/token")
+        assert response.status_code in (200, 201), response.text
+        api.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def unpause(self, api: httpx.Client, dag_id: str, bundle: str, timeout: float = 120) -> None:
+        def parsed() -> dict[str, Any] | None:
+            response = api.get(f"/api/v2/dags/{dag_id}")
+            assert response.status_code in (200, 404), f"{response.status_code} {response.text[:2000]}"
+            return dict(response.json()) if response.status_code == 200 else None
+
+        dag = poll(f"DAG {dag_id} to be parsed", parsed, timeout=timeout, check=self.check_alive)
+        assert dag["bundle_name"] == bundle, dag
+        response = api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200 and response.json()["is_paused"] is False, response.text
+
+    def trigger_run(self, api: httpx.Client, dag_id: str) -> str:
+        response = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
+        assert response.status_code == 200, response.text
+        return str(response.json()["dag_run_id"])
+
+    def wait_run(
+        self, api: httpx.Client, dag_id: str, run_id: str, timeout: float = 240, interval: float = 0.5
+    ) -> dict[str, Any]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+
+        def done() -> dict[str, Any] | None:
+            run = try_json(api, path)
+            return dict(run) if run and run["state"] in ("success", "failed") else None
+
+        return poll(f"run {run_id} of {dag_id} to finish", done, timeout, interval, check=self.check_alive)
+
+    def task_instances(self, api: httpx.Client, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        body = get_json(api, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti for ti in body["task_instances"]}
+
+    def result(self, api: httpx.Client, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        value = get_json(api, path)["value"]
+        return dict(json.loads(value) if isinstance(value, str) else value)  # older APIs: the JSON text
+
+    def log_text(self, api: httpx.Client, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        return json.dumps(get_json(api, path)["content"])
+
+
+def component_env(
+    home: Path, port: int, sim: JulesSimulator, bundles: list[tuple[str, Path]], extra: dict[str, str]
+) -> dict[str, str]:
+    """The children's environment, built explicitly: nothing Airflow-related is inherited from pytest."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SYSTEMROOT")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", os.defpath)])
+    env["VIRTUAL_ENV"] = str(BIN.parent)
+    bundle_list = [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(path), "refresh_interval": 5},
+        }
+        for name, path in bundles
+    ]
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(bundles[0][1]),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundle_list),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
+            "AIRFLOW__API__WORKERS": "1",
+            # One secret for every component, so the tokens the scheduler issues are valid at the API.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW_CONN_JULES_DEFAULT": sim.conn_json,
+            "JULES_EXAMPLE_POLL_INTERVAL": "1",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def airflow_stack(
+    sim: JulesSimulator,
+    components: list[str],
+    bundles: list[tuple[str, Path]],
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[AirflowStack]:
+    """A migrated throw-away AIRFLOW_HOME and the given components; everything stopped and removed after."""
+    home = Path(tempfile.mkdtemp(prefix="jules-system-airflow-home-"))
+    try:
+        port = free_port()
+        env = component_env(home, port, sim, bundles, extra_env or {})
+        migrate = subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home, capture_output=True, timeout=180
+        )
+        assert migrate.returncode == 0, migrate.stdout.decode()[-3000:] + migrate.stderr.decode()[-3000:]
+        stack = AirflowStack(home, port, env)
+        try:
+            for name in components:
+                stack.start(name)
+            yield stack
+        finally:
+            stack.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
