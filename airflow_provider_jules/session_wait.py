@@ -165,6 +165,7 @@ class SessionWaitMixin(JulesConnectionMixin):
     inline_patch_limit: int
     max_poll_errors: int
     _followed_session: str | None = None
+    _last_session: Json | None = None  # the session as the last successful poll read it
     # A person in the loop (see :mod:`airflow_provider_jules.review`); the sensor sets none of them.
     question_timeout: float | timedelta | None = None
     review: str | None = None
@@ -261,6 +262,7 @@ class SessionWaitMixin(JulesConnectionMixin):
         except Exception as exc:
             self.log.warning("Polling Jules session %s failed: %s", watch.session_id, exc)
             return watch.observe_error(exc, time.time(), fatal=is_fatal_poll_error(exc))
+        self._last_session = session
         watch.observe_activities(fresh)
         self._log_activities(fresh)
         return watch.observe_session(session, time.time())

@@ -76,6 +76,9 @@ async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
                 yield out
 
 
+#: Seconds an idle connection is kept for the next poll (above the default poll interval).
+KEEPALIVE_S = 120.0
+
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -110,6 +113,13 @@ class AsyncJulesClient(ClientBase):
             # Loopback: never a proxy. Else the 'proxy' extra, or the environment (HTTPS_PROXY, NO_PROXY).
             proxy=None if transport is not None else self._proxy,
             trust_env=transport is None and not self.direct and not self._proxy,
+            # A trigger polls one host every poll_interval (30 s by default): keep its connection between
+            # polls instead of httpx's 5 s, so each poll is a request, not a new TCP + TLS handshake (over
+            # HTTPS with 40 ms round trips the handshake was most of a poll's CPU: benchmarks/RESULTS.md).
+            # A connection the server closed meanwhile is detected before reuse (and a GET is retried).
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_S
+            ),
         )
         self._sleep = sleep
 

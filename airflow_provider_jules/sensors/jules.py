@@ -104,6 +104,7 @@ class JulesSessionSensor(SessionWaitMixin, BaseSensorOperator):
         self._followed_session = None
         self._poke_watch: Watch | None = None
         self._latest_only = False
+        self._pushed = False
 
     # ------------------------------------------------------------------------------------ the wait's shape
     def _poll_seconds(self) -> float:
@@ -130,34 +131,40 @@ class JulesSessionSensor(SessionWaitMixin, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         try:
             sid = self._validate()
-            self._push_session(context, self.hook.get_session(sid))
         except (JulesError, ValueError) as exc:
             raise fail_fast(exc) from exc
+        self._followed_session = sid
         if not self.deferrable:
             return super().execute(context)  # poke or reschedule, with the sensor's own timeout rules
         watch = self._new_watch(sid)
-        self._followed_session = sid
         event = self._poll_once(watch, None)
+        self._push_read_session(context)
         if event is None:
             self._defer_to_trigger(watch)
         return self._finish(context, event)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        sid = session_id(self.session_id)
         watch = self._poke_watch
         if watch is None:
             # The sensor's own timeout rules (poke and reschedule): the watch has no deadline of its own.
-            watch = self._poke_watch = self._new_watch(sid)
+            watch = self._poke_watch = self._new_watch(session_id(self.session_id))
             watch.end_time = None
             # Reschedule mode runs each poke in a new process, without the cursor of the last one: log
             # Jules's latest activity instead of the whole history at every poke.
             self._latest_only = self.reschedule
-        self._followed_session = sid
         event = self._poll_once(watch, None)
         self._latest_only = False
+        self._push_read_session(context)
         if event is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
+
+    def _push_read_session(self, context: Context) -> None:
+        """The session's id and links to XCom once per process, from the poll's own read (no extra
+        request; a reschedule clears the XComs, so each poke process pushes them again)."""
+        if not self._pushed and self._last_session is not None:
+            self._push_session(context, self._last_session)
+            self._pushed = True
 
     def _log_activities(self, activities: Iterable[Json]) -> None:
         super()._log_activities(list(activities)[-1:] if self._latest_only else activities)

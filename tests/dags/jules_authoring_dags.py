@@ -25,9 +25,10 @@ SENSOR_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "terminal": ("Upgrade the build sim:scenario=failure", {}),
     "soft_timeout": ("Tidy the imports sim:scenario=stuck", {"timeout": 1.5, "soft_fail": True}),
     "hard_timeout": ("Tidy the imports sim:scenario=stuck", {"timeout": 1.5}),
+    # The test completes the session after the sensor's fifth read (whatever the machine's speed).
     "backoff": (
         "Tidy the imports sim:scenario=stuck",
-        {"timeout": 9, "soft_fail": True, "poke_interval": 1, "exponential_backoff": True},
+        {"timeout": 120, "poke_interval": 1, "exponential_backoff": True},
     ),
 }
 SENSOR_MODES = {

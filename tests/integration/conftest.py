@@ -27,10 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def jules_simulator_config() -> SimulatorConfig:
-    # Fast clock: a whole happy session lasts well under a second. Plans wait for approval 40 simulated
-    # minutes (6 s here), longer than any slow DAG run needs; tests that want the silent completion (Q15)
-    # jump the clock with `advance_when_created`.
-    return SimulatorConfig(api_key="sim-key-integration", speed=400.0, seed=7, approval_timeout=2400.0)
+    # Fast clock: a whole happy session lasts well under a second. Plans wait for approval 2 simulated
+    # hours (18 s here), longer than any slow DAG run needs (6 s was too short for Airflow 3.1's dag.test()
+    # on a loaded 2-core machine); tests that want the silent completion (Q15) jump the clock with
+    # `advance_when_created`.
+    return SimulatorConfig(api_key="sim-key-integration", speed=400.0, seed=7, approval_timeout=7200.0)
 
 
 @pytest.fixture(scope="session")

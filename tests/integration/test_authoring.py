@@ -7,8 +7,12 @@ new session while a retry adopts the earlier one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,6 +44,9 @@ def test_sensor_returns_the_result_when_the_target_is_reached(dags, sim, sensor_
     assert result["outcome"] == "completed" and result["state"] == "COMPLETED"
     assert result["session_id"] == run.xcom("create", "session_id")
     assert result["pull_request_url"].startswith("https://github.com/")
+    # The session's id and link, for the extra links, pushed from the sensor's own reads.
+    assert run.xcom("wait", "session_id") == result["session_id"]
+    assert run.xcom("wait", "session_url") == result["url"]
 
 
 def test_sensor_fails_with_the_outcome_on_a_terminal_state_that_is_not_a_target(
@@ -61,15 +68,41 @@ def test_sensor_timeout_is_an_airflow_sensor_timeout(dags, sim, sensor_mode, cap
     assert "AirflowSensorTimeout" in "".join(capfd.readouterr())
 
 
+@contextlib.contextmanager
+def complete_after_reads(sim: Any, reads: int, *, within: float = 120.0) -> Iterator[None]:
+    """Force the (only) session COMPLETED once it was read ``reads`` times (from a helper thread): the
+    sensor pokes a number of times that does not depend on the machine's speed."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + within
+        while not stop.is_set() and time.monotonic() < deadline:
+            got = sim.requests("get_session")
+            if len(got) >= reads:
+                sim.force_state(got[0]["path"].rsplit("/", 1)[-1], "COMPLETED")
+                return
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])
 def test_sensor_exponential_backoff_spaces_the_pokes_out(dags, sim, mode, capfd):
-    run = run_dag(getattr(dags, f"jules_sensor_backoff_{mode}"))
-    assert run.task_states == {"create": "success", "wait": "skipped"}
-    # Airflow's own backoff (poke_interval=1): 1 s, 1 s, then 2-3 s, then 4-7 s, capped by the timeout.
+    with complete_after_reads(sim, 5):  # the sensor reads the session once a poke
+        run = run_dag(getattr(dags, f"jules_sensor_backoff_{mode}"))
+    assert run.task_states == {"create": "success", "wait": "success"}
+    # Airflow's own backoff (poke_interval=1): 1 s, 1 s, then 2-3 s, then 4-7 s; Airflow logs each one
+    # only when exponential_backoff is on, and without it every interval would be poke_interval.
     logged = re.findall(rf"new {mode} interval is ([0-9.]+)", "".join(capfd.readouterr()))
     intervals = [float(x) for x in logged]
-    assert len(intervals) >= 2, intervals
-    assert intervals[0] == 1 and max(intervals) >= 2, intervals
+    assert len(intervals) >= 3, intervals
+    assert min(intervals) >= 1 and max(intervals) >= 2, intervals
 
 
 def test_sensor_deferrable_trigger_polls_every_poke_interval(dags):

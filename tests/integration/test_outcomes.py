@@ -56,7 +56,7 @@ def _failed_with(run, capfd, outcome: str) -> str:
 
 
 def test_plan_not_approved_silent_completion_fails(test_dags, sim, mode, capfd):
-    with advance_when_created(sim, 3600):  # nobody approves: after the approval timeout, COMPLETED
+    with advance_when_created(sim, 9000):  # nobody approves: after the approval timeout, COMPLETED
         run = run_dag(getattr(test_dags, f"jules_plan_not_approved_{mode}"))
     text = _failed_with(run, capfd, "plan_not_approved")
     assert "quirk Q15" in text
