@@ -46,6 +46,7 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 FANOUT_DAG = "jules_system_fanout"
 WORKER_DAG = "jules_system_worker_kill"
+SENSOR_DAG = "jules_system_sensor_reschedule"
 N = 5  # tests/system/dags/jules_system_dags.py FANOUT
 #: Simulated seconds per real second while the component is lost (a session of sim:steps=8 then lasts about
 #: 90 s, far longer than the takeover), and afterwards (the sessions finish in seconds).
@@ -80,7 +81,7 @@ def api(stack: AirflowStack) -> Iterator[httpx.Client]:
         stack.wait_healthy(api)
         [(job_id, _)] = stack.triggerer_jobs()
         JOBS["triggerer"] = job_id
-        for dag_id in (FANOUT_DAG, WORKER_DAG):
+        for dag_id in (FANOUT_DAG, WORKER_DAG, SENSOR_DAG):
             stack.unpause(api, dag_id, "system-dags")
         yield api
 
@@ -305,3 +306,34 @@ def test_worker_kill_retry_adopts_session(stack: AirflowStack, api: httpx.Client
         f"\n[system test] worker kill: the retry started {retry_started:.1f} s after the SIGKILL, adopted "
         f"session {sid} and succeeded {time.monotonic() - began:.1f} s after the kill; sessions created: 1"
     )
+
+
+def test_sensor_in_reschedule_mode_on_real_components(
+    stack: AirflowStack, api: httpx.Client, simulator: Sim
+) -> None:
+    """JulesSessionSensor(mode="reschedule") on the real scheduler: the task is up_for_reschedule (no worker
+    slot) between pokes, stays in its first try, and returns the result dict as its XCom."""
+    sim = simulator
+    sim.sim.set_speed(FAST)
+    task = "wait_in_reschedule_mode"
+    run_id = stack.trigger_run(api, SENSOR_DAG)
+    ti_path = f"/api/v2/dags/{SENSOR_DAG}/dagRuns/{run_id}/taskInstances/{task}"
+    states: list[str] = []
+    with stack.logs_on_failure(lambda: f"simulator: {sim.sim.stats()}"):
+
+        def finished() -> dict[str, object] | None:
+            ti = try_json(api, ti_path)
+            state = str(ti.get("state")) if ti else "<no answer>"
+            if not states or states[-1] != state:
+                states.append(state)
+            run = try_json(api, f"/api/v2/dags/{SENSOR_DAG}/dagRuns/{run_id}")
+            return dict(run) if run and run["state"] in ("success", "failed") else None
+
+        run = poll("the sensor's run to finish", finished, 240, interval=0.2, check=stack.check_alive)
+        assert run["state"] == "success", (stack.task_instances(api, SENSOR_DAG, run_id), states)
+        assert "up_for_reschedule" in states, states
+        result = stack.result(api, SENSOR_DAG, run_id, task)
+        assert result["outcome"] == "completed" and result["state"] == "COMPLETED", result
+        tries = get_json(api, f"{ti_path}/tries")["task_instances"]
+        assert [t["try_number"] for t in tries] == [1], tries
+    print(f"\n[system test] reschedule-mode sensor: states {states}")

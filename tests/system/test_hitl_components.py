@@ -14,23 +14,20 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import subprocess
+import signal
 import textwrap
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig
-from tests.system.test_quickstart_components import (
-    BIN,
+from tests.system.harness import (
     COMPONENTS,
     AirflowStack,
-    component_env,
-    free_port,
+    airflow_stack,
     get_json,
     poll,
     try_json,
@@ -70,58 +67,22 @@ def hitl_sim() -> Iterator[JulesSimulator]:
 
 @pytest.fixture(scope="module")
 def hitl_stack(hitl_sim: JulesSimulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    home = tmp_path_factory.mktemp("airflow-home-hitl")
-    dags = home / "dags"
-    dags.mkdir()
+    dags = tmp_path_factory.mktemp("hitl-dags")
     (dags / f"{DAG_ID}.py").write_text(textwrap.dedent(DAG_FILE))
-    port = free_port()
-    env = component_env(home, port, hitl_sim)
-    bundles = [
-        {
-            "name": "hitl-dags",
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(dags), "refresh_interval": 5},
-        }
-    ]
-    env.update(
-        {
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-            # A restarted triggerer takes over the triggers of the stopped one quickly.
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-        }
-    )
-    migrate = subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home, capture_output=True, timeout=180
-    )
-    assert migrate.returncode == 0, migrate.stdout.decode()[-3000:] + migrate.stderr.decode()[-3000:]
-    stack = AirflowStack(home, port, env)
-    try:
-        for name in COMPONENTS:
-            stack.start(name)
+    extra = {
+        # A restarted triggerer takes over the triggers of the stopped one quickly.
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+    }
+    with airflow_stack(hitl_sim, list(COMPONENTS), [("hitl-dags", dags)], extra) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def restart_triggerer(stack: AirflowStack) -> tuple[int, int]:
-    """Stop the triggerer we started (SIGTERM, then SIGKILL for what is left, by PID), start a new one."""
-    proc = stack.procs["triggerer"]
-    children: list[psutil.Process] = []
-    with contextlib.suppress(psutil.Error):
-        children = psutil.Process(proc.pid).children(recursive=True)
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    old = proc.pid
+    """Stop the triggerer we started (SIGTERM; the harness waits, bounded, for it and its children), then
+    start a new one."""
+    old = stack.procs["triggerer"].pid
+    stack.kill("triggerer", signal.SIGTERM)
     stack.start("triggerer")
     return old, stack.procs["triggerer"].pid
 

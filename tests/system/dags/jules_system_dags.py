@@ -50,3 +50,28 @@ with DAG(
         retries=1,
         retry_delay=timedelta(seconds=1),
     )
+
+with DAG(
+    dag_id="jules_system_sensor_reschedule",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["jules", "system-test"],
+):
+    # A real Airflow sensor in reschedule mode: the worker slot is free between pokes (issue #10).
+    from airflow_provider_jules.sensors.jules import JulesSessionSensor
+
+    start = JulesCreateSessionOperator(
+        task_id="start_session",
+        prompt="System test: followed by a sensor in reschedule mode. sim:steps=8",
+        source=SOURCE,
+        wait_for_completion=False,
+    )
+    wait = JulesSessionSensor(
+        task_id="wait_in_reschedule_mode",
+        session_id="{{ ti.xcom_pull(task_ids='start_session', key='session_id') }}",
+        mode="reschedule",
+        poke_interval=1,
+        timeout=timedelta(minutes=10),
+    )
+    start >> wait
