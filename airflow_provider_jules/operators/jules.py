@@ -60,6 +60,8 @@ __all__ = [
     "run_marker",
 ]
 
+#: Sessions (newest first) a marker search looks at: 5 pages of 100 (see docs "Retries, restarts and ...").
+MARKER_SEARCH_LIMIT = 500
 #: Seconds between the listings that look for the session of an ambiguous create.
 RECONCILE_WAITS = (2.0, 4.0)
 STATE_KEY = "jules_session_id"  # task_state_store key (Airflow >= 3.3); renaming it breaks in-flight retries
@@ -467,13 +469,22 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
             if attempt:
                 time.sleep(RECONCILE_WAITS[min(attempt, len(RECONCILE_WAITS)) - 1])
             found: list[Json] = []
+            capped = False
             for index, session in enumerate(self.hook.list_sessions(page_size=100)):
                 if marker in str(session.get("title") or ""):
                     found.append(session)
-                if index >= 499:
+                if index >= MARKER_SEARCH_LIMIT - 1:
+                    capped = True
                     break
             if found:
                 return max(found, key=lambda s: str(s.get("createTime") or ""))
+            if capped:
+                self.log.warning(
+                    "Looked for marker %s in the %d most recent sessions only (the search's cap); an "
+                    "older session of this task instance would not be found.",
+                    marker,
+                    MARKER_SEARCH_LIMIT,
+                )
         return None
 
 

@@ -233,3 +233,15 @@ def test_parsing_a_dag_with_operators_does_not_load_the_decorator_machinery():
     added = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "airflow.sdk.bases.decorator" not in added
     assert "airflow_provider_jules.decorators.jules" not in added
+
+
+def test_a_marker_search_that_hits_its_cap_says_so(capfd):
+    """Truncation is the documented behaviour of the marker search: it is logged, never silent."""
+    op = _create()
+    hook = mock.MagicMock()
+    hook.list_sessions.return_value = iter(
+        {"id": str(i), "title": f"Other task [airflow-{i:016x}]"} for i in range(600)
+    )
+    op.__dict__["hook"] = hook
+    assert op._find_by_marker("airflow-ffffffffffffffff", attempts=1) is None
+    assert "in the 500 most recent sessions only" in "".join(capfd.readouterr())
