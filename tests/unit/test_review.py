@@ -241,10 +241,13 @@ def test_without_ask_or_hitl_nothing_checks_for_the_feature(monkeypatch):
     [
         ({"review": "yes"}, 'review must be None or "hitl"'),
         ({"review_plan": "hitl"}, "needs require_plan_approval=True"),
-        ({"review": "hitl", "max_review_rounds": 0}, "max_review_rounds must be an integer from 1 to 50"),
+        ({"review": "hitl", "max_review_rounds": 0}, "max_review_rounds must be an integer >= 1 and <= 50"),
         ({"review": "hitl", "on_reject": "burn"}, "on_reject must be one of"),
         ({"review": "hitl", "on_reject_task": "ignore"}, "on_reject_task must be one of"),
-        ({"on_user_feedback": "ask", "question_timeout": -1}, "question_timeout must be a positive"),
+        (
+            {"on_user_feedback": "ask", "question_timeout": -1},
+            "question_timeout must be a finite number of seconds > 0",
+        ),
         ({"review": "hitl", "wait_for_completion": False}, "need wait_for_completion=True"),
     ],
 )
