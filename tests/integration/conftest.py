@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,25 +47,46 @@ def sim(jules_simulator: JulesSimulator, monkeypatch: pytest.MonkeyPatch) -> Jul
 
 
 @contextlib.contextmanager
-def advance_when_created(sim: JulesSimulator, seconds: float, *, within: float = 60.0) -> Iterator[None]:
-    """Jump the simulator's clock by ``seconds`` as soon as a session exists (from a helper thread)."""
+def when_simulator(
+    condition: Callable[[], bool], action: Callable[[], None], *, within: float = 60.0
+) -> Iterator[None]:
+    """Run ``action`` once ``condition`` holds, from a helper thread, while the block runs (bounded)."""
     stop = threading.Event()
 
-    def jump() -> None:
+    def watch() -> None:
         deadline = time.monotonic() + within
         while not stop.is_set() and time.monotonic() < deadline:
-            if sim.sessions_created:
-                sim.advance(seconds)
+            if condition():
+                action()
                 return
             stop.wait(0.02)
 
-    thread = threading.Thread(target=jump, daemon=True)
+    thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join(5)
+
+
+def advance_when_created(
+    sim: JulesSimulator, seconds: float, *, within: float = 60.0
+) -> contextlib.AbstractContextManager[None]:
+    """Jump the simulator's clock by ``seconds`` as soon as a session exists."""
+    return when_simulator(lambda: sim.sessions_created > 0, lambda: sim.advance(seconds), within=within)
+
+
+def complete_after_reads(
+    sim: JulesSimulator, reads: int, *, within: float = 120.0
+) -> contextlib.AbstractContextManager[None]:
+    """Force the (only) session COMPLETED once it was read ``reads`` times: a sensor then pokes a number
+    of times that does not depend on the machine's speed."""
+
+    def complete() -> None:
+        sim.force_state(sim.requests("get_session")[0]["path"].rsplit("/", 1)[-1], "COMPLETED")
+
+    return when_simulator(lambda: len(sim.requests("get_session")) >= reads, complete, within=within)
 
 
 def load_dag_module(path: Path) -> Any:

@@ -7,17 +7,13 @@ new session while a retry adopts the earlier one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import REPO, load_dag_module, run_dag
+from tests.integration.conftest import REPO, complete_after_reads, load_dag_module, run_dag
 
 SENSOR_MODES = ["poke", "reschedule", "deferrable"]
 
@@ -66,30 +62,6 @@ def test_sensor_timeout_is_an_airflow_sensor_timeout(dags, sim, sensor_mode, cap
     run = run_dag(getattr(dags, f"jules_sensor_hard_timeout_{sensor_mode}"))
     assert run.task_states == {"create": "success", "wait": "failed"}
     assert "AirflowSensorTimeout" in "".join(capfd.readouterr())
-
-
-@contextlib.contextmanager
-def complete_after_reads(sim: Any, reads: int, *, within: float = 120.0) -> Iterator[None]:
-    """Force the (only) session COMPLETED once it was read ``reads`` times (from a helper thread): the
-    sensor pokes a number of times that does not depend on the machine's speed."""
-    stop = threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + within
-        while not stop.is_set() and time.monotonic() < deadline:
-            got = sim.requests("get_session")
-            if len(got) >= reads:
-                sim.force_state(got[0]["path"].rsplit("/", 1)[-1], "COMPLETED")
-                return
-            stop.wait(0.05)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])
