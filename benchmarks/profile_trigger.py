@@ -92,6 +92,8 @@ async def _run(args: argparse.Namespace, sim: SimulatorProcess, sessions: list[s
     await asyncio.gather(*tasks, return_exceptions=True)
     polls = route_count(s1, "get_session") - route_count(s0, "get_session")
     stats = pstats.Stats(profile)
+    if args.dump:
+        stats.dump_stats(args.dump)
     by: dict[str, float] = defaultdict(float)
     for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         by[group_of(filename, name)] += tottime
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx")
+    p.add_argument("--dump", default="", help="also write the raw cProfile stats to this file")
     args = p.parse_args(argv)
     tls_dir = OUT_DIR / "tls-profile" if args.tls else None
     with SimulatorProcess(scenario="stuck", tls_dir=tls_dir, round_trip_ms=args.rtt_ms) as sim:

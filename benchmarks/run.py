@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             "10",
             "--window",
             "10",
+            "--repeat",
+            "2",
         ]
     }
     quick_args = {

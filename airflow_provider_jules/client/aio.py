@@ -1,7 +1,8 @@
 """``AsyncJulesClient``: the asynchronous transport (httpx), over the shared sans-IO core.
 
-One instance holds one ``httpx.AsyncClient`` (one connection pool) for its whole life: a trigger creates it
-once and closes it when it ends, never one client per poll.
+Clients on one event loop share one ``httpx.AsyncClient`` (one connection pool) per network configuration:
+a trigger holds its client for its whole life (never one per poll) and the clients of all the triggers on a
+triggerer hold a few warm connections between them.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import asyncio
 import functools
 import os
 import ssl
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpcore
 import httpx
 import tenacity
 
 from airflow_provider_jules.client import _core as core
 from airflow_provider_jules.client._base import DEFAULT_CONNECT_TIMEOUT, ClientBase, normalized_activities
-from airflow_provider_jules.client.errors import JulesTransportError
+from airflow_provider_jules.client._net import AsyncioBackend
+from airflow_provider_jules.client._timeouts import bounded
+from airflow_provider_jules.client.errors import JulesError, JulesTransportError
 from airflow_provider_jules.client.models import Json, normalize_session
 from airflow_provider_jules.client.retry import RetryPolicy, retry_kwargs
 
@@ -78,12 +83,84 @@ async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
 
 #: Seconds an idle connection is kept for the next poll (above the default poll interval).
 KEEPALIVE_S = 120.0
+#: Pools one event loop opens per network configuration before clients start sharing them. Several small
+#: pools, not one big one: httpcore scans every connection of a pool (a ``poll()`` per idle one) on each
+#: request, so one pool of 32+ connections cost more CPU per poll than 1,000 one-connection clients
+#: (16 ms against 6 ms, 1,000 triggers over HTTPS, benchmarks/RESULTS.md section 5).
+POOL_SHARDS = 16
+#: Idle connections one pool keeps for its next requests (16 x 8 kept every request on a warm connection
+#: at 100 polls/s with a 40 ms round trip; 16 x 4 opened a new one for 3 % of them).
+KEEPALIVE_CONNECTIONS = 8
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: The environment that decides httpx's proxies when ``trust_env`` is on: part of a pool's identity.
+_PROXY_ENV = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
+
+PoolKey = tuple[object, ...]
+
+
+def _env_proxies() -> bool:
+    """True when the environment names a proxy (httpx then routes through it, so its backend is kept)."""
+    return any(os.environ.get(name) for name in _PROXY_ENV if "no_proxy" not in name.lower())
+
+
+class _DirectTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport, with its connection pool on the lean asyncio backend (``client/_net.py``)."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(verify=_shared_ssl_context(), limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_shared_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            network_backend=AsyncioBackend(),
+        )
+
+
+class _SharedPool:
+    """One ``httpx.AsyncClient`` (one connection pool) and the number of Jules clients using it."""
+
+    __slots__ = ("http", "users")
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.users = 0
+
+
+#: event loop -> pool identity -> its pools (at most POOL_SHARDS). Weak on the loop.
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PoolKey, list[_SharedPool]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_pools() -> list[int]:
+    """The users of each shared pool of the running event loop (for tests and diagnostics)."""
+    return [pool.users for pools in _POOLS.get(asyncio.get_running_loop(), {}).values() for pool in pools]
 
 
 class AsyncJulesClient(ClientBase):
-    """Asynchronous Jules API client; list methods are async iterators that follow ``nextPageToken``."""
+    """Asynchronous Jules API client; list methods are async iterators that follow ``nextPageToken``.
+
+    Clients on the same event loop with the same network settings share up to ``POOL_SHARDS`` connection
+    pools (each client stays on one): a triggerer following 1,000 Jules sessions holds a few dozen warm
+    connections, not 1,000 idle ones (memory), and a poll reuses a connection instead of a new TCP + TLS
+    handshake (CPU). A pool is counted: it is opened by the first client that sends and closed when its
+    last client is closed (``aclose``). The API key travels in each request's headers, never in the pool,
+    so clients of different Jules connections can share it. A client given its own ``transport`` (tests)
+    never shares.
+    """
 
     def __init__(
         self,
@@ -105,26 +182,91 @@ class AsyncJulesClient(ClientBase):
             max_response_bytes=max_response_bytes,
             proxy=proxy,
         )
-        self._http = httpx.AsyncClient(
+        self._transport = transport
+        self._sleep = sleep
+        self._pool: _SharedPool | None = None
+        self._pool_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._pool_key: PoolKey = ()
+        self._closed = False
+
+    def _new_http(self, trust_env: bool) -> httpx.AsyncClient:
+        # Pollers ask one host every poll_interval (30 s by default): keep connections between polls
+        # instead of httpx's 5 s, so a poll is a request, not a new TCP + TLS handshake (over HTTPS with
+        # 40 ms round trips the handshake was most of a poll's CPU: benchmarks/RESULTS.md). A connection
+        # the server closed meanwhile is detected before reuse (and a GET is retried). No cap on open
+        # connections (a slow server never queues one session's poll behind others'), a cap on idle ones
+        # (the memory a quiet pool holds).
+        limits = httpx.Limits(
+            max_connections=None,
+            max_keepalive_connections=KEEPALIVE_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_S,
+        )
+        transport = self._transport
+        if transport is None and not self._proxy and not (trust_env and _env_proxies()):
+            transport = _DirectTransport(limits)  # no proxy in play: the lean asyncio backend
+        return httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, self.timeout)),
             transport=transport,
             verify=_shared_ssl_context(),
             follow_redirects=False,
             # Loopback: never a proxy. Else the 'proxy' extra, or the environment (HTTPS_PROXY, NO_PROXY).
-            proxy=None if transport is not None else self._proxy,
-            trust_env=transport is None and not self.direct and not self._proxy,
-            # A trigger polls one host every poll_interval (30 s by default): keep its connection between
-            # polls instead of httpx's 5 s, so each poll is a request, not a new TCP + TLS handshake (over
-            # HTTPS with 40 ms round trips the handshake was most of a poll's CPU: benchmarks/RESULTS.md).
-            # A connection the server closed meanwhile is detected before reuse (and a GET is retried).
-            limits=httpx.Limits(
-                max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_S
-            ),
+            proxy=None if self._transport is not None else self._proxy,
+            trust_env=trust_env,
+            limits=limits,
         )
-        self._sleep = sleep
+
+    def _http(self) -> httpx.AsyncClient:
+        """This client's connection pool on the running event loop (shared, opened on first use)."""
+        if self._closed:
+            raise JulesError("This Jules client is closed: create a new one.")
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._pool_loop is not None and self._pool_loop() is loop:
+            return self._pool.http
+        self._release()  # a client moved to another event loop: its old pool cannot serve this one
+        if self._transport is not None:  # a test's transport is this client's own
+            self._pool = _SharedPool(self._new_http(trust_env=False))
+            self._pool_loop = weakref.ref(loop)
+            self._pool.users = 1
+            return self._pool.http
+        trust_env = not self.direct and not self._proxy
+        env = tuple(os.environ.get(name) for name in _PROXY_ENV) if trust_env else ()
+        key: PoolKey = (self.timeout, self._proxy, trust_env, env)
+        pools = _POOLS.setdefault(loop, {}).setdefault(key, [])
+        if len(pools) < POOL_SHARDS:
+            pool = _SharedPool(self._new_http(trust_env))
+            pools.append(pool)
+        else:
+            pool = min(pools, key=lambda p: p.users)
+        pool.users += 1
+        self._pool, self._pool_loop, self._pool_key = pool, weakref.ref(loop), key
+        return pool.http
+
+    def _release(self) -> httpx.AsyncClient | None:
+        """Leave the pool; returns its client when this was its last user (the caller closes it)."""
+        pool, loop_ref, self._pool, self._pool_loop = self._pool, self._pool_loop, None, None
+        if pool is None:
+            return None
+        pool.users -= 1
+        if pool.users > 0:
+            return None
+        loop = loop_ref() if loop_ref is not None else None
+        by_key = _POOLS.get(loop) if loop is not None else None
+        pools = by_key.get(self._pool_key) if by_key is not None else None
+        if by_key is not None and pools is not None and pool in pools:
+            pools.remove(pool)
+            if not pools:
+                del by_key[self._pool_key]
+            if not by_key:
+                del _POOLS[loop]  # type: ignore[arg-type]
+        return pool.http
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Leave the shared pool; the last client of a pool closes it. Idempotent."""
+        self._closed = True
+        loop_ref = self._pool_loop
+        http = self._release()
+        if http is not None and loop_ref is not None and loop_ref() is asyncio.get_running_loop():
+            await http.aclose()
 
     async def __aenter__(self) -> AsyncJulesClient:
         return self
@@ -136,7 +278,7 @@ class AsyncJulesClient(ClientBase):
     async def _send_once(self, request: core.Request) -> Json:
         """One attempt, bounded as a whole (connect, send, headers and body) by the connection's timeout."""
         try:
-            status, headers, body, reason = await asyncio.wait_for(self._attempt(request), self.timeout)
+            status, headers, body, reason = await bounded(self._attempt(request), self.timeout)
         except asyncio.TimeoutError:
             timed_out = True
         else:
@@ -148,7 +290,7 @@ class AsyncJulesClient(ClientBase):
     async def _attempt(self, request: core.Request) -> tuple[int, httpx.Headers, bytes, str]:
         error: JulesTransportError | None = None
         try:
-            async with self._http.stream(
+            async with self._http().stream(
                 request.method,
                 self._url(request),
                 params=dict(request.params) or None,

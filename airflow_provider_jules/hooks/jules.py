@@ -9,7 +9,9 @@ loopback Base URL never uses a proxy).
 
 The sync methods use :class:`~airflow_provider_jules.client.JulesClient` (requests); the ``a``-prefixed twins
 use one :class:`~airflow_provider_jules.client.AsyncJulesClient` (httpx) per hook, resolved with
-``aget_connection`` so a trigger never blocks its event loop. Call :meth:`aclose` when done.
+``aget_connection`` so a trigger never blocks its event loop; the async clients of one event loop share a
+few connection pools (a triggerer's Jules triggers hold a few warm connections between them). Call
+:meth:`aclose` when done.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class JulesHook(BaseHook):
         return JulesClient(**self._client_kwargs(conn))
 
     async def aget_client(self) -> AsyncJulesClient:
-        """The asynchronous client: one per hook, so one connection pool for a trigger's whole life."""
+        """The asynchronous client: one per hook, for a trigger's whole life (its connections are shared)."""
         if self._async_client is None:
             from airflow_provider_jules.client.aio import AsyncJulesClient
 

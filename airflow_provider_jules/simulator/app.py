@@ -264,6 +264,8 @@ def create_app(config: SimulatorConfig | None = None, state: SimulatorState | No
                 "json": body_for_log,
                 "headers": {k: v for k, v in request.headers.items() if k not in _REDACTED_HEADERS},
                 "status": status,
+                # The client's address and port: which connection carried the request.
+                "client": f"{request.client.host}:{request.client.port}" if request.client else None,
             }
         )
         return resp

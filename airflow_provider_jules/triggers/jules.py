@@ -127,9 +127,11 @@ class JulesSessionTrigger(BaseTrigger):
     async def _poll(self, hook: Any, watch: Watch) -> dict[str, Any] | None:
         # A poll in flight never outlives the absolute deadline, whatever the server does (slow drip,
         # retries): at end_time it is cancelled and the deadline decides.
+        from airflow_provider_jules.client._timeouts import bounded
+
         budget = None if watch.end_time is None else max(0.0, watch.end_time - time.time()) + 0.05
         try:
-            session, fresh = await asyncio.wait_for(self._read(hook, watch), budget)
+            session, fresh = await bounded(self._read(hook, watch), budget)
         except asyncio.TimeoutError:
             return watch.check_time(time.time()) or watch.observe_error(
                 TimeoutError("the poll did not finish before the deadline"), time.time(), fatal=False
