@@ -3,8 +3,9 @@
 Contestants, each run in a fresh worker process (pinned to one core, the simulator to the other) with the
 same sessions, the same poll interval, the same start offsets, the same warm-up and the same window:
 
-* ``trigger``: ``JulesSessionTrigger.run()`` as the triggerer runs it (its own hook, its own
-  ``AsyncJulesClient`` and connection pool per trigger, connection resolved with ``aget_connection``);
+* ``trigger``: ``JulesSessionTrigger.run()`` as the triggerer runs it (its own hook and
+  ``AsyncJulesClient`` per trigger, the connection pools shared by the loop's clients, the connection
+  resolved with ``aget_connection``);
 * ``floor``: a bare ``httpx.AsyncClient`` loop per poller making the same two requests per poll
   (GET session, GET activities with the ``create_time>`` filter) and parsing the JSON;
 * ``new_client_per_poll``: a new ``aiohttp.ClientSession`` per poll (the dbt Cloud provider's async hook);
@@ -22,7 +23,10 @@ Measured in the worker: CPU time per poll (``time.process_time`` of the worker o
 divided by the polls the simulator counted in that window), peak RSS growth per poller, event-loop lag
 (overshoot of a 20 ms ticker, p99 over the window), poll lateness (how late each poll starts against its
 schedule: the previous poll's end plus the sleep the poller asked for; p99 over the window), errors, and
-the start-up (time and CPU until every poller polled once).
+the start-up (time and CPU until every poller polled once), and the cyclic garbage collector's pauses in
+the window (``gc.callbacks``: full collections, their longest and total pause) with the objects it tracks
+per poller. What the imports left is frozen first (``gc.freeze``). ``BENCH_GC_OFF=1`` (a diagnostic, not
+a figure) disables the collector in the worker, to see how much of the lag and lateness is its pauses.
 """
 
 from __future__ import annotations
@@ -327,6 +331,17 @@ async def _run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     s0 = await stats()
     gc.collect()
     rss0 = rss_mb()
+    tracked0 = len(gc.get_objects())
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif counters.recording:
+            pauses[info["generation"]].append(time.perf_counter() - gc_started[0])
+
+    gc.callbacks.append(on_gc)
     cpu0, t0 = time.process_time(), time.monotonic()
     ticker = asyncio.create_task(_ticker(lags, recording, stop))
     tasks = [
@@ -349,6 +364,8 @@ async def _run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     await asyncio.sleep(cfg["window"])
     recording[0] = counters.recording = False
     cpu2, t2 = time.process_time(), time.monotonic()
+    gc.callbacks.remove(on_gc)
+    tracked = len(gc.get_objects()) - tracked0
     s2 = await stats()
     rss_end, peak = rss_mb(), peak_rss_mb()
 
@@ -401,6 +418,11 @@ async def _run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "ended_early": len(counters.ended),
         "server_non_2xx": non_2xx(s3) - non_2xx(s0),
         "cancel_pending": len(pending),
+        "gc_full_collections": len(pauses[2]),
+        "gc_full_max_ms": round(max(pauses[2]) * 1000, 2) if pauses[2] else 0.0,
+        "gc_full_total_ms": round(sum(pauses[2]) * 1000, 1),
+        "gc_young_total_ms": round((sum(pauses[0]) + sum(pauses[1])) * 1000, 1),
+        "gc_tracked_per_poller": round(tracked / n, 1) if n else 0.0,
         "nofile": cfg["_nofile"],
     }
 
@@ -691,7 +713,9 @@ def summarize_tls(results: list[dict[str, Any]], sizes: list[int], rtt_ms: float
                     f"{label}: cpu/poll={_fmt(r.get('cpu_per_poll_ms'))} ms "
                     f"p99_lateness={r.get('late_p99_ms')} ms "
                     f"mem/trigger={r.get('mem_peak_per_poller_kb')} KiB p99_lag={r.get('lag_p99_ms')} ms "
-                    f"polls={r.get('poll_rate_achieved')} errors={r.get('errors')}"
+                    f"polls={r.get('poll_rate_achieved')} errors={r.get('errors')} "
+                    f"gc_full={r.get('gc_full_collections')}x<={r.get('gc_full_max_ms')}ms "
+                    f"gc_objects/poller={r.get('gc_tracked_per_poller')}"
                 )
         peers = [by.get((name, n), {}) for name, _ in PEERS]
         peers = [p for p in peers if p.get("cpu_per_poll_ms")]

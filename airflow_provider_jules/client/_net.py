@@ -35,7 +35,7 @@ MAX_TLS_STEPS = 10_000
 def _mapped(on_timeout: type[Exception], on_error: type[Exception]) -> Iterator[None]:
     try:
         yield
-    except TimeoutError as exc:
+    except (TimeoutError, asyncio.TimeoutError) as exc:  # two classes before Python 3.11
         raise on_timeout(str(exc) or type(exc).__name__) from exc
     except (OSError, ssl.SSLError, EOFError) as exc:  # ssl.SSLError is an OSError; explicit for clarity
         raise on_error(str(exc) or type(exc).__name__) from exc
