@@ -91,6 +91,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             except ssl.SSLWantReadError:
                 await self._flush()
                 await self._fill()
+        else:
+            raise ssl.SSLError("TLS write made no progress")
         await self._flush()
 
     async def _handshake(self, tls: ssl.SSLObject) -> None:

@@ -23,6 +23,7 @@ from airflow_provider_jules._waiting import (
     Watch,
     is_fatal_poll_error,
 )
+from airflow_provider_jules.client._timeouts import bounded
 from airflow_provider_jules.results import format_activity
 
 #: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).
@@ -127,8 +128,6 @@ class JulesSessionTrigger(BaseTrigger):
     async def _poll(self, hook: Any, watch: Watch) -> dict[str, Any] | None:
         # A poll in flight never outlives the absolute deadline, whatever the server does (slow drip,
         # retries): at end_time it is cancelled and the deadline decides.
-        from airflow_provider_jules.client._timeouts import bounded
-
         budget = None if watch.end_time is None else max(0.0, watch.end_time - time.time()) + 0.05
         try:
             session, fresh = await bounded(self._read(hook, watch), budget)
