@@ -11,6 +11,7 @@ import asyncio
 import functools
 import os
 import ssl
+import time
 import weakref
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -92,6 +93,8 @@ POOL_SHARDS = 16
 #: at 100 polls/s with a 40 ms round trip; 16 x 4 opened a new one for 3 % of them).
 KEEPALIVE_CONNECTIONS = 8
 
+#: What a spent response's stream is replaced with (see ``_attempt``): empty, shared, holds nothing.
+_SPENT = httpx.ByteStream(b"")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 #: The environment that decides httpx's proxies when ``trust_env`` is on: part of a pool's identity.
 _PROXY_ENV = (
@@ -289,6 +292,7 @@ class AsyncJulesClient(ClientBase):
 
     async def _attempt(self, request: core.Request) -> tuple[int, httpx.Headers, bytes, str]:
         error: JulesTransportError | None = None
+        response: httpx.Response | None = None
         try:
             async with self._http().stream(
                 request.method,
@@ -317,15 +321,37 @@ class AsyncJulesClient(ClientBase):
                 method=request.method,
                 path=request.path,
             )
+        finally:
+            if response is not None:
+                # Closed by now. httpx's response and its stream wrapper refer to each other: break the
+                # cycle, so the response and all it holds (request, headers, the pool's stream) are freed
+                # at once instead of waiting for the cyclic garbage collector, whose pauses delay every
+                # trigger of the triggerer (benchmarks/RESULTS.md section 5).
+                response.stream = _SPENT
         raise error  # outside the except block: no chained context holding the request (and its key)
 
     async def call(self, request: core.Request, *, tolerate_404: bool = False) -> Json:
-        """Send one request with the shared retry policy."""
-        kwargs = retry_kwargs(request, self.retry_policy, tolerate_404=tolerate_404)
+        """Send one request with the shared retry policy.
+
+        The first attempt runs before any retry state is built: most calls succeed at once, and tenacity's
+        per-call objects (which refer to each other, so only the cyclic collector frees them) would be
+        built for nothing. A failed first attempt is handed to the same tenacity loop as its first
+        outcome, so the policy (what is retried, the waits, ``Retry-After``, the attempt and time budgets,
+        the log lines) is exactly that of the sync client.
+        """
+        started = time.monotonic()
+        try:
+            return await self._send_once(request)
+        except Exception as exc:  # decided by the retry policy below, as tenacity would
+            first: BaseException | None = exc
+        kwargs = retry_kwargs(request, self.retry_policy, tolerate_404=tolerate_404, started=started)
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
         async for attempt in tenacity.AsyncRetrying(**kwargs):
             with attempt:
+                if first is not None:
+                    replayed, first = first, None
+                    raise replayed
                 return await self._send_once(request)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +94,14 @@ def wait_seconds(exc: BaseException | None, attempt: int, policy: RetryPolicy) -
     return wait
 
 
-def retry_kwargs(request: Request, policy: RetryPolicy, *, tolerate_404: bool = False) -> dict[str, Any]:
-    """Keyword arguments for ``tenacity.Retrying`` / ``tenacity.AsyncRetrying``."""
+def retry_kwargs(
+    request: Request, policy: RetryPolicy, *, tolerate_404: bool = False, started: float | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``tenacity.Retrying`` / ``tenacity.AsyncRetrying``.
+
+    ``started``: the ``time.monotonic()`` of the first attempt, when it was sent before the retry loop
+    began (the async client's fast path): its time counts against ``max_elapsed`` too.
+    """
 
     def _retry(state: tenacity.RetryCallState) -> bool:
         outcome = state.outcome
@@ -120,7 +127,10 @@ def retry_kwargs(request: Request, policy: RetryPolicy, *, tolerate_404: bool = 
     def _stop(state: tenacity.RetryCallState) -> bool:
         if state.attempt_number >= policy.max_attempts:
             return True
-        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        elapsed = state.seconds_since_start or 0.0
+        if started is not None:
+            elapsed = max(elapsed, time.monotonic() - started)
+        spent = max(elapsed, state.idle_for)
         return spent + _next_sleep(state) > policy.max_elapsed
 
     def _before_sleep(state: tenacity.RetryCallState) -> None:

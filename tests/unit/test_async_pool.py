@@ -7,6 +7,7 @@ Against the simulator on loopback, which logs the client address (so the connect
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import ssl
 from collections.abc import Awaitable, Callable
@@ -263,3 +264,44 @@ def test_a_connection_cut_mid_answer_is_a_transport_error() -> None:
                 assert caught.value.reached_server is True
 
     _run(main)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_poll_that_succeeds_leaves_nothing_for_the_cyclic_collector(
+    scheme: str, tls: TLSFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a trigger does every poll (read the session, list new activities) is freed by reference counting
+    alone: a triggerer with a thousand Jules triggers must not pause for garbage collections that the
+    polls cause (benchmarks/RESULTS.md section 5 measured 191 such objects per poll before)."""
+    files = {"tls_certfile": str(tls.cert), "tls_keyfile": str(tls.key)} if scheme == "https" else {}
+    _trusting(monkeypatch, tls.ca)
+    with run_simulator(SimulatorConfig(api_key="gc-key", **files)) as sim:
+        assert sim.url.startswith(f"{scheme}://")
+        client = AsyncJulesClient("gc-key", sim.url, retry_policy=NO_RETRY)
+
+        async def poll(session_id: str) -> None:
+            await client.get_session(session_id)
+            assert [a async for a in client.list_activities(session_id)]
+
+        async def main() -> None:
+            session = await client.create_session("Fix the flaky test sim:scenario=stuck")
+            sim.advance(3600)  # the session has its activities (and is stuck: they stay the same)
+            await poll(session["id"])  # the connection is open and warm: what follows is a steady poll
+
+            gc.collect()  # the collector is off around the polls only: the loop's start-up is not ours
+            gc.disable()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                for _ in range(5):
+                    await poll(session["id"])
+                gc.collect()
+                garbage.extend(sorted(type(o).__qualname__ for o in gc.garbage))
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+            await client.aclose()
+
+        garbage: list[str] = []
+        _run(main)
+    assert garbage == []

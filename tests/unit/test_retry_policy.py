@@ -261,3 +261,46 @@ def test_the_budget_is_checked_before_each_sleep(kind):
         call(kind, script, "get_session", "1", client_kwargs={"retry_policy": policy, "sleep": sleep})
     assert slept == [250.0, 250.0]
     assert len(script.sent) == 3
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_budget_counts_the_time_of_the_first_attempt(kind):
+    """The async client sends its first attempt before the retry loop starts (no retry state for calls that
+    succeed): that attempt's time still counts. A 0.3 s first attempt plus a 0.8 s wait passes a 1 s budget,
+    so there is no second attempt."""
+    policy = RetryPolicy(max_attempts=3, initial_wait=0.8, max_wait=0.8, jitter=0.0, max_elapsed=1.0)
+
+    def slow_503() -> Reply:
+        time.sleep(0.3)
+        return Reply(503, json={"error": {"code": 503, "status": "UNAVAILABLE"}})
+
+    script = Script(slow_503, Reply(json={"name": "sessions/1"}))
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sleep = slept.append if kind == "sync" else fake_sleep
+    with pytest.raises(JulesServerError):
+        call(kind, script, "get_session", "1", client_kwargs={"retry_policy": policy, "sleep": sleep})
+    assert slept == []
+    assert len(script.sent) == 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_failed_first_attempt_is_logged_and_retried_like_any_other(kind, caplog):
+    """The first attempt's failure goes through the same policy: one warning per retry, then success."""
+    script = Script(Reply(503), Reply(503), Reply(json={"name": "sessions/1"}))
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sleep = slept.append if kind == "sync" else fake_sleep
+    with caplog.at_level("WARNING", logger="airflow_provider_jules.client"):
+        result = call(kind, script, "get_session", "1", client_kwargs={"sleep": sleep})
+    assert result["id"] == "1"
+    assert len(script.sent) == 3
+    assert len(slept) == 2
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert [m.split("; ")[1].split(" in ")[0] for m in retries] == ["retry 1 of 3", "retry 2 of 3"]
