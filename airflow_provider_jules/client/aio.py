@@ -17,13 +17,13 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpcore
 import httpx
 import tenacity
 
 from airflow_provider_jules.client import _core as core
 from airflow_provider_jules.client._base import DEFAULT_CONNECT_TIMEOUT, ClientBase, normalized_activities
 from airflow_provider_jules.client._net import AsyncioBackend
+from airflow_provider_jules.client._pool import LeanPool
 from airflow_provider_jules.client._timeouts import bounded
 from airflow_provider_jules.client.errors import JulesError, JulesTransportError
 from airflow_provider_jules.client.models import Json, normalize_session
@@ -117,29 +117,38 @@ def _env_proxies() -> bool:
 
 
 class _DirectTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport, with its connection pool on the lean asyncio backend (``client/_net.py``)."""
+    """httpx's transport on a pool that costs O(1) per request (``client/_pool.py``) and the lean asyncio
+    network backend (``client/_net.py``)."""
 
     def __init__(self, limits: httpx.Limits) -> None:
         super().__init__(verify=_shared_ssl_context(), limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
+        self.lean = LeanPool(
             ssl_context=_shared_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
+            keepalive_expiry=KEEPALIVE_S if limits.keepalive_expiry is None else limits.keepalive_expiry,
+            max_idle=KEEPALIVE_CONNECTIONS,
             network_backend=AsyncioBackend(),
         )
+        self._pool = self.lean  # type: ignore[assignment]
 
 
 class _SharedPool:
     """One ``httpx.AsyncClient`` (one connection pool) and the number of Jules clients using it."""
 
-    __slots__ = ("http", "users")
+    __slots__ = ("http", "lean", "users")
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
+        transport = http._transport
+        self.lean = transport.lean if isinstance(transport, _DirectTransport) else None
         self.users = 0
+
+    def count(self, change: int) -> None:
+        """A client joins (+1) or leaves (-1). A direct pool keeps up to one idle connection per client
+        (at least KEEPALIVE_CONNECTIONS): each trigger has one request in flight at most, so even a
+        saturated triggerer finds a warm connection for every request instead of opening new ones."""
+        self.users += change
+        if self.lean is not None:
+            self.lean.max_idle = max(KEEPALIVE_CONNECTIONS, self.users)
 
 
 #: event loop -> pool identity -> its pools (at most POOL_SHARDS). Weak on the loop.
@@ -229,7 +238,7 @@ class AsyncJulesClient(ClientBase):
         if self._transport is not None:  # a test's transport is this client's own
             self._pool = _SharedPool(self._new_http(trust_env=False))
             self._pool_loop = weakref.ref(loop)
-            self._pool.users = 1
+            self._pool.count(+1)
             return self._pool.http
         trust_env = not self.direct and not self._proxy
         env = tuple(os.environ.get(name) for name in _PROXY_ENV) if trust_env else ()
@@ -240,7 +249,7 @@ class AsyncJulesClient(ClientBase):
             pools.append(pool)
         else:
             pool = min(pools, key=lambda p: p.users)
-        pool.users += 1
+        pool.count(+1)
         self._pool, self._pool_loop, self._pool_key = pool, weakref.ref(loop), key
         return pool.http
 
@@ -249,7 +258,7 @@ class AsyncJulesClient(ClientBase):
         pool, loop_ref, self._pool, self._pool_loop = self._pool, self._pool_loop, None, None
         if pool is None:
             return None
-        pool.users -= 1
+        pool.count(-1)
         if pool.users > 0:
             return None
         loop = loop_ref() if loop_ref is not None else None

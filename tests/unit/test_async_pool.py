@@ -76,6 +76,61 @@ def test_clients_of_one_loop_share_the_pools_and_the_last_one_closes_them(
     _run(main)
 
 
+
+def test_a_saturated_pool_keeps_a_warm_connection_for_every_client(
+    jules_simulator: JulesSimulator,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """All clients of one pool asking at once, round after round: far more requests in flight than
+    KEEPALIVE_CONNECTIONS. The pool keeps up to one idle connection per client, so no round after the first
+    opens a connection (httpcore's pool kept 8 and opened a new one for most requests under such load)."""
+    sim = jules_simulator
+    monkeypatch.setattr(aio, "POOL_SHARDS", 1)
+    n = aio.KEEPALIVE_CONNECTIONS * 5
+
+    async def main() -> None:
+        clients = [_client(sim) for _ in range(n)]
+        await asyncio.gather(*(_ask(c) for c in clients))
+        lean = clients[0]._http()._transport.lean  # type: ignore[attr-defined]
+        assert lean.max_idle == n
+        opened = lean.opened
+        assert 1 <= opened <= n
+        for _ in range(4):
+            await asyncio.gather(*(_ask(c) for c in clients))
+        assert lean.opened == opened  # every request of rounds 2-5 found a warm connection
+        assert len(set(_connections(sim))) == opened
+        for client in clients[: n - 2]:
+            await client.aclose()
+        assert lean.max_idle == aio.KEEPALIVE_CONNECTIONS  # fewer clients, fewer idle connections kept
+        await asyncio.gather(*(_ask(c) for c in clients[n - 2 :]))
+        assert lean.idle_connections() <= aio.KEEPALIVE_CONNECTIONS
+        for client in clients[n - 2 :]:
+            await client.aclose()
+        assert lean.idle_connections() == 0  # the last client closed the pool and its connections
+
+    _run(main)
+
+
+def test_a_connection_idle_longer_than_the_keepalive_is_not_reused(
+    jules_simulator: JulesSimulator,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim = jules_simulator
+    monkeypatch.setattr(aio, "KEEPALIVE_S", 0.2)
+
+    async def main() -> None:
+        async with _client(sim) as client:
+            await _ask(client)
+            await _ask(client)  # within the keep-alive: the same connection
+            await asyncio.sleep(0.4)
+            await _ask(client)  # past it: a new one
+            assert client._http()._transport.lean.idle_connections() == 1  # type: ignore[attr-defined]
+
+    _run(main)
+    first, second, third = _connections(sim)
+    assert first == second != third
+
+
 def test_each_request_carries_its_own_clients_key_over_a_shared_connection(
     jules_simulator: JulesSimulator,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
