@@ -40,7 +40,7 @@ class Recorder:
 
         async def send(client: Any, request: Any, **kwargs: Any) -> Any:
             response = await original(client, request, **kwargs)
-            body = response.content
+            body = await response.aread()  # the client streams; read it here (then served from memory)
             req_bytes = len(request.method) + len(str(request.url.raw_path, "ascii")) + 12
             req_bytes += sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2
             resp_bytes = 15 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2 + len(body)

@@ -84,13 +84,14 @@ async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
 
 #: Seconds an idle connection is kept for the next poll (above the default poll interval).
 KEEPALIVE_S = 120.0
-#: Pools one event loop opens per network configuration before clients start sharing them. Several small
-#: pools, not one big one: httpcore scans every connection of a pool (a ``poll()`` per idle one) on each
-#: request, so one pool of 32+ connections cost more CPU per poll than 1,000 one-connection clients
-#: (16 ms against 6 ms, 1,000 triggers over HTTPS, benchmarks/RESULTS.md section 5).
+#: Pools one event loop opens per network configuration before clients start sharing them. Direct
+#: connections use ``LeanPool`` (``client/_pool.py``), whose cost per request does not grow with its size;
+#: connections through a proxy use httpcore's pool, which scans every connection on each request (one pool
+#: of 32+ connections cost 16 ms per poll against 6 ms for 1,000 one-connection clients over HTTPS,
+#: benchmarks/RESULTS.md section 5): several small pools keep those scans short.
 POOL_SHARDS = 16
-#: Idle connections one pool keeps for its next requests (16 x 8 kept every request on a warm connection
-#: at 100 polls/s with a 40 ms round trip; 16 x 4 opened a new one for 3 % of them).
+#: Idle connections a pool keeps at least; a direct pool keeps up to one per client (``_SharedPool.count``),
+#: a proxied one this many (16 x 8 kept every request warm at 100 polls/s with a 40 ms round trip).
 KEEPALIVE_CONNECTIONS = 8
 
 #: What a spent response's stream is replaced with (see ``_attempt``): empty, shared, holds nothing.
