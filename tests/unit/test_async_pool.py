@@ -76,7 +76,6 @@ def test_clients_of_one_loop_share_the_pools_and_the_last_one_closes_them(
     _run(main)
 
 
-
 def test_a_saturated_pool_keeps_a_warm_connection_for_every_client(
     jules_simulator: JulesSimulator,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
