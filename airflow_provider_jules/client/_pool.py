@@ -10,9 +10,10 @@ load most requests opened a new connection.
 
 This pool does neither. A request takes the most recently used idle connection to its origin (LIFO: the
 working set stays warm, the rest ages out), or opens a new one; when its response is closed the connection
-goes back on the stack, if it can be reused and the stack is below ``max_idle``. Connections idle longer
-than ``keepalive_expiry``, or that the server closed, are dropped when they are met: at the top when a
-request looks for one, at the bottom (the oldest) when one is returned. Every step is O(1) amortized.
+goes back on top of the stack if it can be reused, and the oldest beyond ``max_idle`` are closed.
+Connections idle longer than ``keepalive_expiry``, or that the server closed, are dropped when they are
+met: at the top when a request looks for one, at the bottom (the oldest) when one is returned. Every step
+is O(1) amortized.
 It speaks HTTP/1.1 only (the Jules API does) and never queues a request: ``max_idle`` bounds what a quiet
 pool holds, not how many requests run at once.
 """

@@ -137,10 +137,9 @@ class _SharedPool:
 
     __slots__ = ("http", "lean", "users")
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, lean: LeanPool | None) -> None:
         self.http = http
-        transport = http._transport
-        self.lean = transport.lean if isinstance(transport, _DirectTransport) else None
+        self.lean = lean
         self.users = 0
 
     def count(self, change: int) -> None:
@@ -202,7 +201,7 @@ class AsyncJulesClient(ClientBase):
         self._pool_key: PoolKey = ()
         self._closed = False
 
-    def _new_http(self, trust_env: bool) -> httpx.AsyncClient:
+    def _new_pool(self, trust_env: bool) -> _SharedPool:
         # Pollers ask one host every poll_interval (30 s by default): keep connections between polls
         # instead of httpx's 5 s, so a poll is a request, not a new TCP + TLS handshake (over HTTPS with
         # 40 ms round trips the handshake was most of a poll's CPU: benchmarks/RESULTS.md). A connection
@@ -215,9 +214,11 @@ class AsyncJulesClient(ClientBase):
             keepalive_expiry=KEEPALIVE_S,
         )
         transport = self._transport
+        lean = None
         if transport is None and not self._proxy and not (trust_env and _env_proxies()):
-            transport = _DirectTransport(limits)  # no proxy in play: the lean asyncio backend
-        return httpx.AsyncClient(
+            transport = _DirectTransport(limits)  # no proxy in play: our pool and the asyncio backend
+            lean = transport.lean
+        http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, self.timeout)),
             transport=transport,
             verify=_shared_ssl_context(),
@@ -227,6 +228,7 @@ class AsyncJulesClient(ClientBase):
             trust_env=trust_env,
             limits=limits,
         )
+        return _SharedPool(http, lean)
 
     def _http(self) -> httpx.AsyncClient:
         """This client's connection pool on the running event loop (shared, opened on first use)."""
@@ -237,7 +239,7 @@ class AsyncJulesClient(ClientBase):
             return self._pool.http
         self._release()  # a client moved to another event loop: its old pool cannot serve this one
         if self._transport is not None:  # a test's transport is this client's own
-            self._pool = _SharedPool(self._new_http(trust_env=False))
+            self._pool = self._new_pool(trust_env=False)
             self._pool_loop = weakref.ref(loop)
             self._pool.count(+1)
             return self._pool.http
@@ -246,7 +248,7 @@ class AsyncJulesClient(ClientBase):
         key: PoolKey = (self.timeout, self._proxy, trust_env, env)
         pools = _POOLS.setdefault(loop, {}).setdefault(key, [])
         if len(pools) < POOL_SHARDS:
-            pool = _SharedPool(self._new_http(trust_env))
+            pool = self._new_pool(trust_env)
             pools.append(pool)
         else:
             pool = min(pools, key=lambda p: p.users)

@@ -90,7 +90,7 @@ def test_a_saturated_pool_keeps_a_warm_connection_for_every_client(
     async def main() -> None:
         clients = [_client(sim) for _ in range(n)]
         await asyncio.gather(*(_ask(c) for c in clients))
-        lean = clients[0]._http()._transport.lean  # type: ignore[attr-defined]
+        lean = clients[0]._pool.lean  # type: ignore[union-attr]
         assert lean.max_idle == n
         opened = lean.opened
         assert 1 <= opened <= n
@@ -123,7 +123,7 @@ def test_a_connection_idle_longer_than_the_keepalive_is_not_reused(
             await _ask(client)  # within the keep-alive: the same connection
             await asyncio.sleep(0.4)
             await _ask(client)  # past it: a new one
-            assert client._http()._transport.lean.idle_connections() == 1  # type: ignore[attr-defined]
+            assert client._pool.lean.idle_connections() == 1  # type: ignore[union-attr]
 
     _run(main)
     first, second, third = _connections(sim)
