@@ -13,6 +13,7 @@ The Jules API simulator runs in a thread of the test process (see :func:`simulat
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import secrets
@@ -293,6 +294,15 @@ class AirflowStack:
         uri = f"file:{self.home / 'airflow.db'}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
             return list(db.execute(sql, params).fetchall())
+
+    def heartbeat_age(self, job_id: int, at: float) -> float:
+        """Seconds from a job's last heartbeat (in the DB) to the monotonic instant ``at``."""
+        [(stamp,)] = self.query("SELECT latest_heartbeat FROM job WHERE id = ?", job_id)
+        beat = datetime.datetime.fromisoformat(str(stamp))
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=datetime.timezone.utc)  # Airflow stores UTC
+        wall_at = time.time() - (time.monotonic() - at)
+        return wall_at - beat.timestamp()
 
     def triggerer_jobs(self) -> list[tuple[int, str]]:
         """(id, state) of the triggerer jobs, oldest first."""
