@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_jules.client import aio
+from airflow_provider_jules.client import _pool, aio
 from airflow_provider_jules.client.aio import AsyncJulesClient, shared_pools
 from airflow_provider_jules.client.errors import JulesAuthError, JulesError, JulesTransportError
 from airflow_provider_jules.client.retry import NO_RETRY
@@ -359,3 +359,26 @@ def test_a_poll_that_succeeds_leaves_nothing_for_the_cyclic_collector(
         garbage: list[str] = []
         _run(main)
     assert garbage == []
+
+
+def test_pooled_connections_skip_httpcores_locks(jules_simulator: JulesSimulator) -> None:  # noqa: F811
+    """A connection of the pool serves one request at a time (it is on the idle stack or held by one
+    request), so httpcore's per-connection anyio locks, which yield to the event loop on every acquire
+    (three times a request, ~14 % of a poll's CPU in benchmarks/RESULTS.md), are swapped for one that
+    never waits. Concurrent requests still each get a connection of their own."""
+    sim = jules_simulator
+
+    async def main() -> None:
+        async with _client(sim) as client:
+            await asyncio.gather(*(_ask(client) for _ in range(6)))
+            lean = client._pool.lean  # type: ignore[union-attr]
+            assert lean.opened == 6 and lean.idle_connections() == 6
+            for stack in lean._idle.values():
+                for connection in stack:
+                    assert connection._request_lock is _pool._EXCLUSIVE
+                    assert connection._connection._state_lock is _pool._EXCLUSIVE
+            await asyncio.gather(*(_ask(client) for _ in range(6)))  # all six reused, none opened
+            assert lean.opened == 6
+
+    _run(main)
+    assert len(set(_connections(sim))) == 6
