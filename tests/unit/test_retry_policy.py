@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,16 @@ GET = core.get_session("1")
 SEND = core.send_message("1", "hi")
 APPROVE = core.approve_plan("1")
 DELETE = core.delete_session("1")
+
+
+def _recording_sleep(kind: str) -> tuple[list[float], Callable[[float], Any]]:
+    """The sleeps a client of ``kind`` ("sync" or "async") asks for, recorded instead of slept."""
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    return slept, (slept.append if kind == "sync" else fake_sleep)
 
 
 def _err(cls, status):
@@ -116,11 +128,7 @@ def test_sync_client_sleeps_for_retry_after():
 
 
 def test_async_client_sleeps_for_retry_after_http_date():
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
+    slept, fake_sleep = _recording_sleep("async")
     date = email.utils.formatdate(time.time() + 3, usegmt=True)
     script = Script(_rate_limited(date), Reply(json={"name": "sessions/1"}))
 
@@ -251,12 +259,7 @@ def test_the_budget_is_checked_before_each_sleep(kind):
         429, json={"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}, headers={"Retry-After": "250"}
     )
     script = Script(*[limited] * 6)
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    sleep = slept.append if kind == "sync" else fake_sleep
+    slept, sleep = _recording_sleep(kind)
     with pytest.raises(JulesRateLimitError):
         call(kind, script, "get_session", "1", client_kwargs={"retry_policy": policy, "sleep": sleep})
     assert slept == [250.0, 250.0]
@@ -275,12 +278,7 @@ def test_the_budget_counts_the_time_of_the_first_attempt(kind):
         return Reply(503, json={"error": {"code": 503, "status": "UNAVAILABLE"}})
 
     script = Script(slow_503, Reply(json={"name": "sessions/1"}))
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    sleep = slept.append if kind == "sync" else fake_sleep
+    slept, sleep = _recording_sleep(kind)
     with pytest.raises(JulesServerError):
         call(kind, script, "get_session", "1", client_kwargs={"retry_policy": policy, "sleep": sleep})
     assert slept == []
@@ -291,12 +289,7 @@ def test_the_budget_counts_the_time_of_the_first_attempt(kind):
 def test_a_failed_first_attempt_is_logged_and_retried_like_any_other(kind, caplog):
     """The first attempt's failure goes through the same policy: one warning per retry, then success."""
     script = Script(Reply(503), Reply(503), Reply(json={"name": "sessions/1"}))
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    sleep = slept.append if kind == "sync" else fake_sleep
+    slept, sleep = _recording_sleep(kind)
     with caplog.at_level("WARNING", logger="airflow_provider_jules.client"):
         result = call(kind, script, "get_session", "1", client_kwargs={"sleep": sleep})
     assert result["id"] == "1"
