@@ -4,16 +4,46 @@ PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+# uv, installed with pip when it is missing (the version the locks were written with).
+UV_VERSION ?= 0.13.9
 export UV_LINK_MODE := copy
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test lint typecheck pytest demo bench docs clean
+# The Airflow versions CI tests (.ci/run), oldest and newest supported; `make lock` and `make test-latest`
+# take them all unless AIRFLOW_VERSIONS says otherwise.
+AIRFLOW_VERSIONS ?= 3.1.8 3.3.2
 
-$(STAMP): pyproject.toml
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+# Locked test environments (issue #18, docs/contributing.rst): every test venv installs the versions that
+# constraints/airflow-<version>.txt names, so that `make test` resolves the same releases on every machine
+# until `make lock` refreshes them on purpose. LOCK=none resolves the newest releases instead (make
+# test-latest). The package's own dependency ranges (pyproject.toml) stay wide: the locks are for tests only.
+LOCK ?= constraints/airflow-$(AIRFLOW_VERSION).txt
+ifeq ($(LOCK),none)
+  PINS := --upgrade
+  LOCK_TAG := latest
+  LOCK_FILE :=
+else ifneq ($(wildcard $(LOCK)),)
+  PINS := --constraint $(LOCK)
+  LOCK_TAG := locked
+  LOCK_FILE := $(LOCK)
+else
+  $(warning No lock file $(LOCK) for Airflow $(AIRFLOW_VERSION): resolving the newest releases. `make lock AIRFLOW_VERSIONS=$(AIRFLOW_VERSION)` writes one.)
+  PINS := --upgrade
+  LOCK_TAG := latest
+  LOCK_FILE :=
+endif
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)-$(LOCK_TAG)
+
+.PHONY: venv test lint typecheck pytest demo bench docs clean lock test-latest uv
+
+uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml $(LOCK_FILE) | uv
 	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[test,docs]' "apache-airflow==$(AIRFLOW_VERSION)"
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet $(PINS) -e '.[test,docs]' "apache-airflow==$(AIRFLOW_VERSION)"
+	@if [ "$(LOCK_TAG)" = latest ] && [ -f constraints/airflow-$(AIRFLOW_VERSION).txt ]; then \
+		$(BIN)/python constraints/diff.py constraints/airflow-$(AIRFLOW_VERSION).txt; fi
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -33,6 +63,35 @@ pytest: $(STAMP)
 
 test: lint typecheck docs pytest
 
+# Refresh the locks on purpose (then run `make test` on each version and commit both files together):
+# constraints/airflow-<version>.in names Airflow and any deliberate pin; uv resolves it with the
+# provider's dependencies and extras for every Python the package supports (--universal).
+lock: uv
+	@for v in $(AIRFLOW_VERSIONS); do \
+		test -f constraints/airflow-$$v.in || printf 'apache-airflow==%s\n' "$$v" > constraints/airflow-$$v.in; \
+		echo "make lock: constraints/airflow-$$v.txt"; \
+		uv pip compile --quiet --universal --python-version 3.10 --upgrade --custom-compile-command "make lock" \
+			pyproject.toml --extra test --extra docs --extra simulator constraints/airflow-$$v.in \
+			-o constraints/airflow-$$v.txt || exit 1; \
+	done
+
+# The suite against the newest releases of everything (not in .ci/run): each version of AIRFLOW_VERSIONS,
+# plus the newest Airflow release when it is not among them, each in .venv-latest-<version>, resolved
+# afresh on every call. It prints where the newest releases differ from the lock, then runs `make test`.
+test-latest: uv
+	@newest=$$(echo apache-airflow | uv pip compile --quiet --no-deps --no-header --no-annotate - \
+		| sed -n 's/^apache-airflow==//p'); \
+	versions="$(AIRFLOW_VERSIONS)"; \
+	case " $$versions " in *" $$newest "*) ;; *) versions="$$versions $$newest";; esac; \
+	failed=""; \
+	for v in $$versions; do \
+		echo "=== make test-latest: Airflow $$v with the newest releases of everything else ==="; \
+		rm -f .venv-latest-$$v/.installed-*; \
+		$(MAKE) --no-print-directory test AIRFLOW_VERSION=$$v VENV=.venv-latest-$$v LOCK=none || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test-latest: FAILED on Airflow$$failed"; exit 1; fi; \
+	echo "make test-latest: passed on Airflow $$versions"
+
 clean:
 	rm -rf .venv .venv-* .tmp docs/_build
 
@@ -40,12 +99,11 @@ clean:
 # aiohttp never become dependencies of the package or of `make test`.
 BENCH_VENV ?= .venv-bench
 DBT_CLOUD_VERSION ?= 4.11.1
-BENCH_STAMP := $(BENCH_VENV)/.installed-$(AIRFLOW_VERSION)-$(DBT_CLOUD_VERSION)
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(AIRFLOW_VERSION)-$(DBT_CLOUD_VERSION)-$(LOCK_TAG)
 
-$(BENCH_STAMP): pyproject.toml
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+$(BENCH_STAMP): pyproject.toml $(LOCK_FILE) | uv
 	@test -x $(BENCH_VENV)/bin/python || uv venv --quiet --python $(PYTHON) $(BENCH_VENV)
-	VIRTUAL_ENV=$(BENCH_VENV) uv pip install --quiet -e . "apache-airflow==$(AIRFLOW_VERSION)" \
+	VIRTUAL_ENV=$(BENCH_VENV) uv pip install --quiet $(PINS) -e . "apache-airflow==$(AIRFLOW_VERSION)" \
 		"apache-airflow-providers-dbt-cloud==$(DBT_CLOUD_VERSION)" aiohttp requests
 	@rm -f $(BENCH_VENV)/.installed-* && touch $@
 

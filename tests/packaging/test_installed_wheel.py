@@ -21,7 +21,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
+from importlib.metadata import distributions, version
 from pathlib import Path
 
 import pytest
@@ -108,11 +108,27 @@ def test_twine_check_is_clean(work: Work) -> None:
     assert out.count("PASSED") == 2, out
 
 
+def _this_environment_as_constraints(folder: Path) -> Path:
+    """The releases installed in the environment running the tests, as a constraints file.
+
+    The fresh virtualenv then resolves the same versions as this (locked, issue #18) test environment, as a
+    user installing with Airflow's constraints file would, instead of whatever the index serves today.
+    """
+    ours = (NAME, DIST)
+    pins = sorted(
+        f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"] not in ours
+    )
+    path = folder / "constraints.txt"
+    path.write_text("\n".join(pins) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def installed(work: Work) -> dict[str, str]:
     """A fresh virtualenv with the wheel and this run's Airflow version; the env to run its commands in."""
     venv = work.root / "venv"
     started = time.monotonic()
+    constraints = _this_environment_as_constraints(work.root)
     _run([_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=work.root)
     python = venv / "bin" / "python"
     _run(
@@ -123,6 +139,8 @@ def installed(work: Work) -> dict[str, str]:
             "--quiet",
             "--python",
             str(python),
+            "--constraint",
+            str(constraints),
             f"{NAME}[simulator] @ {work.wheel.as_uri()}",
             f"apache-airflow=={version('apache-airflow')}",
         ],
@@ -158,6 +176,14 @@ def test_the_installed_package_is_the_wheel(work: Work, installed: dict[str, str
     path, installed_version = json.loads(out.strip().splitlines()[-1])
     assert Path(path).is_relative_to(work.root / "venv"), path  # not the source tree
     assert installed_version == version(NAME)
+
+
+def test_the_fresh_environment_has_this_environments_releases(work: Work, installed: dict[str, str]) -> None:
+    """The wheel's virtualenv resolved the (locked) releases of the tests' environment, not the newest."""
+    names = ["apache-airflow-core", "cryptography", "httpx", "httpcore", "requests", "tenacity"]
+    code = f"import json, importlib.metadata as m; print(json.dumps([m.version(n) for n in {names}]))"
+    out = _run([str(work.root / "venv/bin/python"), "-c", code], cwd=work.root, env=installed)
+    assert json.loads(out.strip().splitlines()[-1]) == [version(n) for n in names]
 
 
 def test_airflow_lists_the_provider(work: Work, installed: dict[str, str]) -> None:
