@@ -262,4 +262,3 @@ def test_a_stored_question_state_resumes_when_the_session_completed_meanwhile(si
         context(StoreTI("ask"), Store()), event=event, **stored["kwargs"]
     )
     assert result["outcome"] == "completed" and result["session_id"] == session["id"]
-
