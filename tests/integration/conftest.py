@@ -17,10 +17,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig
-from airflow_provider_jules.simulator.pytest_plugin import (  # noqa: F401 - fixtures
-    _jules_simulator_server,
-    jules_simulator,
-)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +37,7 @@ def airflow_db() -> None:
 
 
 @pytest.fixture
-def sim(jules_simulator: JulesSimulator, monkeypatch: pytest.MonkeyPatch) -> JulesSimulator:  # noqa: F811
+def sim(jules_simulator: JulesSimulator, monkeypatch: pytest.MonkeyPatch) -> JulesSimulator:
     monkeypatch.setenv("AIRFLOW_CONN_JULES_DEFAULT", jules_simulator.conn_json)
     return jules_simulator
 

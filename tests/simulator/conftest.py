@@ -13,20 +13,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # make sim_helpers imp
 from sim_helpers import Api
 
 from airflow_provider_jules.simulator import JulesSimulator
-from airflow_provider_jules.simulator.pytest_plugin import (  # noqa: F401 - re-exported fixtures
-    _jules_simulator_server,
-    jules_simulator,
-    jules_simulator_config,
-)
 
 
 @pytest.fixture
-def sim(jules_simulator: JulesSimulator) -> JulesSimulator:  # noqa: F811
+def sim(jules_simulator: JulesSimulator) -> JulesSimulator:
     return jules_simulator
 
 
 @pytest.fixture
-def api(jules_simulator: JulesSimulator) -> Iterator[Api]:  # noqa: F811
+def api(jules_simulator: JulesSimulator) -> Iterator[Api]:
     a = Api(jules_simulator)
     yield a
     a.http.close()

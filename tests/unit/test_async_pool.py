@@ -21,11 +21,6 @@ from airflow_provider_jules.client.aio import AsyncJulesClient, shared_pools
 from airflow_provider_jules.client.errors import JulesAuthError, JulesError, JulesTransportError
 from airflow_provider_jules.client.retry import NO_RETRY
 from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig, run_simulator
-from airflow_provider_jules.simulator.pytest_plugin import (  # noqa: F401 - fixtures
-    _jules_simulator_server,
-    jules_simulator,
-    jules_simulator_config,
-)
 from airflow_provider_jules.simulator.tls import TLSFiles, make_throwaway_ca
 
 
@@ -48,7 +43,7 @@ def _run(main: Callable[[], Awaitable[None]]) -> None:
 
 
 def test_clients_of_one_loop_share_the_pools_and_the_last_one_closes_them(
-    jules_simulator: JulesSimulator,  # noqa: F811
+    jules_simulator: JulesSimulator,
 ) -> None:
     sim = jules_simulator
     n = aio.POOL_SHARDS * 3
@@ -77,7 +72,7 @@ def test_clients_of_one_loop_share_the_pools_and_the_last_one_closes_them(
 
 
 def test_a_saturated_pool_keeps_a_warm_connection_for_every_client(
-    jules_simulator: JulesSimulator,  # noqa: F811
+    jules_simulator: JulesSimulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """All clients of one pool asking at once, round after round: far more requests in flight than
@@ -111,7 +106,7 @@ def test_a_saturated_pool_keeps_a_warm_connection_for_every_client(
 
 
 def test_a_connection_idle_longer_than_the_keepalive_is_not_reused(
-    jules_simulator: JulesSimulator,  # noqa: F811
+    jules_simulator: JulesSimulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim = jules_simulator
@@ -131,7 +126,7 @@ def test_a_connection_idle_longer_than_the_keepalive_is_not_reused(
 
 
 def test_each_request_carries_its_own_clients_key_over_a_shared_connection(
-    jules_simulator: JulesSimulator,  # noqa: F811
+    jules_simulator: JulesSimulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim = jules_simulator
@@ -156,7 +151,7 @@ def test_each_request_carries_its_own_clients_key_over_a_shared_connection(
 
 
 def test_clients_with_different_network_settings_do_not_share(
-    jules_simulator: JulesSimulator,  # noqa: F811
+    jules_simulator: JulesSimulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim = jules_simulator
@@ -176,7 +171,7 @@ def test_clients_with_different_network_settings_do_not_share(
 
 
 def test_a_closed_client_refuses_new_requests_and_closing_twice_is_harmless(
-    jules_simulator: JulesSimulator,  # noqa: F811
+    jules_simulator: JulesSimulator,
 ) -> None:
     sim = jules_simulator
 
@@ -193,7 +188,7 @@ def test_a_closed_client_refuses_new_requests_and_closing_twice_is_harmless(
     assert len(sim.requests()) == 1  # the refused request never left
 
 
-def test_each_event_loop_gets_its_own_pools(jules_simulator: JulesSimulator) -> None:  # noqa: F811
+def test_each_event_loop_gets_its_own_pools(jules_simulator: JulesSimulator) -> None:
     """asyncio.run twice (as dag.test runs each deferral): no connection crosses loops, none is left."""
     sim = jules_simulator
     client = _client(sim)
@@ -361,7 +356,7 @@ def test_a_poll_that_succeeds_leaves_nothing_for_the_cyclic_collector(
     assert garbage == []
 
 
-def test_pooled_connections_skip_httpcores_locks(jules_simulator: JulesSimulator) -> None:  # noqa: F811
+def test_pooled_connections_skip_httpcores_locks(jules_simulator: JulesSimulator) -> None:
     """A connection of the pool serves one request at a time (it is on the idle stack or held by one
     request), so httpcore's per-connection anyio locks, which yield to the event loop on every acquire
     (three times a request, ~14 % of a poll's CPU in benchmarks/RESULTS.md), are swapped for one that
