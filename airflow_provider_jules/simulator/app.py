@@ -18,7 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from airflow_provider_jules.simulator.config import ROUTES, FaultConfig, FaultRule, SimulatorConfig
-from airflow_provider_jules.simulator.engine import ApiError, Engine, bad_request, not_found
+from airflow_provider_jules.simulator.engine import Engine
+from airflow_provider_jules.simulator.errors import ApiError, bad_request, not_found
 
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
