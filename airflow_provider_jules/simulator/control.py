@@ -43,6 +43,8 @@ def loopback_only(handler: ControlHandler) -> Callable[[Request], Awaitable[Resp
 
 
 class ControlHandlers:
+    """One method per control endpoint, over the shared :class:`~.state.SimulatorState`."""
+
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
         self.engine = state.engine

@@ -35,6 +35,8 @@ def raiser(err: ApiError) -> EngineCall:
 
 
 class ApiGateway:
+    """Runs one API request through the checks, the faults and the quirks, then logs it."""
+
     def __init__(self, config: SimulatorConfig, state: SimulatorState) -> None:
         self.config = config
         self.state = state

@@ -21,6 +21,8 @@ _SessionAction = Callable[[Request, str], Awaitable[Response]]
 
 
 class ApiHandlers:
+    """The endpoints of the four ``/v1alpha`` routes; each names its call and hands it to the gateway."""
+
     def __init__(self, config: SimulatorConfig, gateway: ApiGateway) -> None:
         self.config = config
         self.gateway = gateway
