@@ -1,4 +1,4 @@
-"""Default source catalogue and unified-diff generation for the simulator."""
+"""Default source catalogue and generated content (unified diffs, random hex ids) for the simulator."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def source_to_json(src: SourceSpec) -> dict[str, object]:
     return {"name": f"sources/{src.id}", "id": src.id, "githubRepo": repo}
 
 
-def _hex(rng: random.Random, n: int) -> str:
+def random_hex(rng: random.Random, n: int) -> str:
+    """``n`` hex digits drawn from ``rng`` (ids, commit hashes, plan ids)."""
     return f"{rng.getrandbits(4 * n):0{n}x}"
 
 
@@ -55,7 +56,7 @@ def new_file_diff(rng: random.Random, path: str, lines: list[str]) -> str:
     head = [
         f"diff --git a/{path} b/{path}",
         "new file mode 100644",
-        f"index 0000000..{_hex(rng, 7)}",
+        f"index 0000000..{random_hex(rng, 7)}",
         "--- /dev/null",
         f"+++ b/{path}",
         f"@@ -0,0 +1,{len(lines)} @@",
@@ -66,7 +67,7 @@ def new_file_diff(rng: random.Random, path: str, lines: list[str]) -> str:
 def modify_diff(rng: random.Random, path: str, context: list[str], added: list[str]) -> str:
     head = [
         f"diff --git a/{path} b/{path}",
-        f"index {_hex(rng, 7)}..{_hex(rng, 7)} 100644",
+        f"index {random_hex(rng, 7)}..{random_hex(rng, 7)} 100644",
         f"--- a/{path}",
         f"+++ b/{path}",
         f"@@ -1,{len(context)} +1,{len(context) + len(added)} @@",

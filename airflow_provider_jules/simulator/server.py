@@ -14,8 +14,9 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from airflow_provider_jules.simulator.app import SimulatorState, create_app
+from airflow_provider_jules.simulator.app import create_app
 from airflow_provider_jules.simulator.config import FaultConfig, FaultRule, SimulatorConfig
+from airflow_provider_jules.simulator.state import SimulatorState
 
 
 def is_loopback(host: str) -> bool:

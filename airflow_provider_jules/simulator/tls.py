@@ -16,6 +16,11 @@ import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @dataclass(frozen=True)
@@ -26,10 +31,8 @@ class TLSFiles:
 
 
 def make_throwaway_ca(directory: str | Path, days: int = 2) -> TLSFiles:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,8 +40,34 @@ def make_throwaway_ca(directory: str | Path, days: int = 2) -> TLSFiles:
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _ca_certificate(ca_key, start, end)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _server_certificate(key.public_key(), ca_key, ca_cert.subject, start, end)
+
+    files = TLSFiles(out / "ca.pem", out / "server.pem", out / "server-key.pem")
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files.key.chmod(0o600)
+    return files
+
+
+def _ca_certificate(
+    ca_key: ec.EllipticCurvePrivateKey, start: datetime.datetime, end: datetime.datetime
+) -> x509.Certificate:
+    """The self-signed CA certificate: may sign server certificates, nothing below them."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jules simulator throw-away CA")])
-    ca_cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(ca_name)
         .issuer_name(ca_name)
@@ -65,13 +94,25 @@ def make_throwaway_ca(directory: str | Path, days: int = 2) -> TLSFiles:
         .sign(ca_key, hashes.SHA256())
     )
 
-    key = ec.generate_private_key(ec.SECP256R1())
+
+def _server_certificate(
+    public_key: ec.EllipticCurvePublicKey,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    start: datetime.datetime,
+    end: datetime.datetime,
+) -> x509.Certificate:
+    """The server certificate for ``127.0.0.1`` and ``localhost``, signed by the CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
         .issuer_name(ca_name)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
@@ -83,16 +124,3 @@ def make_throwaway_ca(directory: str | Path, days: int = 2) -> TLSFiles:
         )
         .sign(ca_key, hashes.SHA256())
     )
-
-    files = TLSFiles(out / "ca.pem", out / "server.pem", out / "server-key.pem")
-    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    files.key.chmod(0o600)
-    return files
