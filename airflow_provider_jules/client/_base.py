@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from airflow_provider_jules._validation import duration, integer, optional_string
 from airflow_provider_jules.client._core import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Request,
@@ -16,9 +15,10 @@ from airflow_provider_jules.client._core import (
     validate_api_key,
     validate_base_url,
 )
-from airflow_provider_jules.client.errors import JulesConfigError, JulesInvalidArgumentError
+from airflow_provider_jules.client.errors import JulesConfigError, JulesInvalidArgumentError, mask
 from airflow_provider_jules.client.models import Json, normalize_activity, session_id
 from airflow_provider_jules.client.retry import RetryPolicy
+from airflow_provider_jules.client.validation import duration, integer, optional_string
 
 #: How long after create a 404 on a session's activities is treated as eventual consistency (Q18).
 NEW_SESSION_GRACE_SECONDS = 120.0
@@ -78,6 +78,14 @@ class ClientBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key=***)"
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's API key replaced by ``***`` wherever it appears.
+
+        The client's own errors are masked already; this is for text built around them (e.g. a connection
+        test's message), so that a caller never needs the key itself.
+        """
+        return mask(text, self._api_key)
 
     def _url(self, request: Request) -> str:
         return self.base_url + request.path

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpcore
 
-from airflow_provider_jules.client._timeouts import bounded
+from airflow_provider_jules.client.timeouts import bounded
 
 #: Bytes asked of the socket per read (a TLS record is at most 16 KiB plus overhead).
 RECV_BYTES = 65536

@@ -24,10 +24,10 @@ from airflow_provider_jules.client import _core as core
 from airflow_provider_jules.client._base import DEFAULT_CONNECT_TIMEOUT, ClientBase, normalized_activities
 from airflow_provider_jules.client._net import AsyncioBackend
 from airflow_provider_jules.client._pool import LeanPool
-from airflow_provider_jules.client._timeouts import bounded
 from airflow_provider_jules.client.errors import JulesError, JulesTransportError
 from airflow_provider_jules.client.models import Json, normalize_session
 from airflow_provider_jules.client.retry import RetryPolicy, retry_kwargs
+from airflow_provider_jules.client.timeouts import bounded
 
 
 @functools.cache

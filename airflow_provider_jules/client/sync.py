@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 import requests.adapters
@@ -194,6 +194,14 @@ def _watched_session() -> requests.Session:
     for prefix in ("https://", "http://"):
         session.mount(prefix, _WatchedAdapter())
     return session
+
+
+class Access(NamedTuple):
+    """What :meth:`JulesClient.check_access` saw: the sources on the first page (0 or 1), and whether the
+    API has more."""
+
+    sources: int
+    more: bool
 
 
 class JulesClient(ClientBase):
@@ -434,6 +442,14 @@ class JulesClient(ClientBase):
     # -------------------------------------------------------------------------------------- sources
     def list_sources(self, *, filter: str | None = None, page_size: int | None = None) -> Iterator[Json]:
         yield from self._pages(core.list_sources(filter=filter, page_size=page_size), "sources")
+
+    def check_access(self) -> Access:
+        """One cheap authenticated call (the first page of one source, with the retry policy), for a
+        connection test. Raises as any call does: a refused key is a
+        :class:`~airflow_provider_jules.client.errors.JulesAuthError`."""
+        request = core.list_sources(page_size=1)
+        response = self.call(request)
+        return Access(len(core.list_items(request, response, "sources")), bool(response.get("nextPageToken")))
 
     def get_source(self, source: str) -> Json:
         return self.call(core.get_source(source))

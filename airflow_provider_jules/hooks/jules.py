@@ -83,18 +83,23 @@ class JulesHook(BaseHook):
     def _client_kwargs(self, conn: Connection) -> dict[str, Any]:
         from airflow.sdk.log import mask_secret
 
+        from airflow_provider_jules.client import (
+            DEFAULT_MAX_RESPONSE_BYTES,
+            DEFAULT_TIMEOUT,
+            MAX_RESPONSE_BYTES,
+        )
         from airflow_provider_jules.client.retry import RetryPolicy
 
         if conn.password:
             mask_secret(conn.password)
-        from airflow_provider_jules.client._core import DEFAULT_MAX_RESPONSE_BYTES
-
         extra = conn.extra_dejson if conn.extra else {}
-        timeout = self._timeout if self._timeout is not None else _number(extra, "timeout", 30.0)
+        timeout = self._timeout if self._timeout is not None else _number(extra, "timeout", DEFAULT_TIMEOUT)
         policy = self._retry_policy
         if policy is None and "max_attempts" in extra:
             policy = RetryPolicy(max_attempts=int(_number(extra, "max_attempts", 6, maximum=20)))
-        max_bytes = _number(extra, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, maximum=2**30)
+        max_bytes = _number(
+            extra, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, maximum=MAX_RESPONSE_BYTES
+        )
         proxy = extra.get("proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise JulesConfigError("The Jules connection extra 'proxy' must be a URL string.")
@@ -153,19 +158,15 @@ class JulesHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (the first page of one source). The answer never holds the key:
         it is masked in any text the server sent back."""
-        core = _core()
-        key = ""
+        client: JulesClient | None = None
         try:
             client = self.client
-            key = client._api_key
-            request = core.list_sources(page_size=1)
-            sources = client.call(request)
-            count = len(core.list_items(request, sources, "sources"))
+            access = client.check_access()
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-            return False, _masked(message, key)
-        more = " (and more)" if sources.get("nextPageToken") else ""
-        return True, f"Connected to Jules at {client.base_url}: {count} source(s) visible{more}."
+            return False, message if client is None else client.redact(message)
+        more = " (and more)" if access.more else ""
+        return True, f"Connected to Jules at {client.base_url}: {access.sources} source(s) visible{more}."
 
     # ------------------------------------------------------------------------------------------ sync API
     def create_session(
@@ -270,18 +271,6 @@ class JulesHook(BaseHook):
 
     async def aget_source(self, source: str) -> Json:
         return await (await self.aget_client()).get_source(source)
-
-
-def _core() -> Any:
-    from airflow_provider_jules.client import _core as core
-
-    return core
-
-
-def _masked(text: str, key: str) -> str:
-    from airflow_provider_jules.client.errors import mask
-
-    return mask(text, key)
 
 
 def _number(extra: dict[str, Any], key: str, default: float, *, maximum: float | None = None) -> float:

@@ -23,7 +23,7 @@ from airflow_provider_jules._waiting import (
     Watch,
     is_fatal_poll_error,
 )
-from airflow_provider_jules.client._timeouts import bounded
+from airflow_provider_jules.client.timeouts import bounded
 from airflow_provider_jules.results import format_activity
 
 #: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).

@@ -1,4 +1,8 @@
-"""``bounded``: a time bound on an awaitable, cheap enough for every read and write of a connection."""
+"""``bounded``: a time bound on an awaitable, cheap enough for every read and write of a connection.
+
+Public: the async client bounds each attempt and each network read with it, and a caller that follows a
+session (the trigger) bounds a whole poll with the same function.
+"""
 
 from __future__ import annotations
 
