@@ -16,15 +16,16 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jules._waiting import (
+from airflow_provider_jules.client._timeouts import bounded
+from airflow_provider_jules.results import format_activity
+from airflow_provider_jules.watch import (
     CLEANUP_ACTIONS,
     DEFAULT_MAX_POLL_ERRORS,
     WATCH_KWARGS,
+    EventStatus,
     Watch,
     is_fatal_poll_error,
 )
-from airflow_provider_jules.client._timeouts import bounded
-from airflow_provider_jules.results import format_activity
 
 #: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).
 MAX_POLLS = 1_000_000
@@ -121,7 +122,9 @@ class JulesSessionTrigger(BaseTrigger):
                     yield TriggerEvent(event)
                     return
                 await asyncio.sleep(watch.sleep_for(self.poll_interval, time.time()))
-            yield TriggerEvent(watch.event("error", reason="polling_errors", message="poll limit reached"))
+            yield TriggerEvent(
+                watch.event(EventStatus.ERROR, reason="polling_errors", message="poll limit reached")
+            )
         finally:
             await hook.aclose()
 
