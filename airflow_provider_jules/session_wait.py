@@ -27,13 +27,13 @@ from airflow_provider_jules._compat import (
     conf,
 )
 from airflow_provider_jules._validation import boolean, duration, integer, optional_string
+from airflow_provider_jules.activity_log import log_activities
 from airflow_provider_jules.client.errors import JulesConfigError
 from airflow_provider_jules.client.models import activity_kind
 from airflow_provider_jules.links.jules import PULL_REQUEST_URL_KEY, SESSION_URL_KEY
 from airflow_provider_jules.results import (
     Outcome,
     build_result,
-    format_activity,
     pull_request_url,
     session_url,
 )
@@ -269,10 +269,7 @@ class SessionWaitMixin(JulesConnectionMixin):
         return watch.observe_session(session, time.time())
 
     def _log_activities(self, activities: Iterable[Json]) -> None:
-        for activity in activities:
-            line = format_activity(activity)
-            if line:
-                self.log.info("[Jules] %s", line)
+        log_activities(self.log, activities)
 
     def _defer_to_trigger(
         self, watch: Watch, *, new_session_until: float | None = None, state: Json | None = None

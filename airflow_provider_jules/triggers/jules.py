@@ -16,8 +16,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_jules.activity_log import log_activities
 from airflow_provider_jules.client._timeouts import bounded
-from airflow_provider_jules.results import format_activity
 from airflow_provider_jules.watch import (
     CLEANUP_ACTIONS,
     DEFAULT_MAX_POLL_ERRORS,
@@ -143,10 +143,7 @@ class JulesSessionTrigger(BaseTrigger):
             self.log.warning("Polling Jules session %s failed: %s", self.session_id, exc)
             return watch.observe_error(exc, time.time(), fatal=fatal)
         watch.observe_activities(fresh)
-        for activity in fresh:
-            line = format_activity(activity)
-            if line:
-                self.log.info("[Jules] %s", line)
+        log_activities(self.log, fresh)
         previous = watch.state
         event = watch.observe_session(session, time.time())
         if watch.state != previous:
