@@ -63,7 +63,10 @@ Outcomes (:class:`Outcome`, rule alone in :func:`classify_outcome`), first match
   ``STATE_UNSPECIFIED`` and values unknown to this version). This eighth value exists so that a result can
   be built from a live session too (e.g. a sensor or a "get session" operator); it is not an end state.
 
-:func:`format_activity` renders one activity as one short log line for the Airflow task log.
+Diff parsing (:mod:`airflow_provider_jules.diffs`), the URL checks (:mod:`airflow_provider_jules.links.urls`)
+and the activity log lines (:mod:`airflow_provider_jules.activity_log`) have modules of their own; their
+public names (:func:`patch_files`, :func:`check_session_url`, :func:`format_activity`, ...) stay importable
+from here.
 
 Nothing here raises on API data: missing keys, unknown activity kinds, activities without a union member
 (Q13), unknown artifacts or outputs and non-dict junk in lists are skipped or rendered generically.
@@ -71,16 +74,36 @@ Nothing here raises on API data: missing keys, unknown activity kinds, activitie
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
 
+from airflow_provider_jules.activity_log import format_activity
 from airflow_provider_jules.client.errors import JulesConfigError
-from airflow_provider_jules.client.models import SessionState, activity_kind, parse_state, session_id_of
+from airflow_provider_jules.client.models import SessionState, parse_state, session_id_of
 from airflow_provider_jules.client.models import activity_time_ns as _activity_time_ns
+from airflow_provider_jules.diffs import change_sets as _change_sets
+from airflow_provider_jules.diffs import last_patch as _last_patch
+from airflow_provider_jules.diffs import patch_files
+from airflow_provider_jules.jsontext import as_dict as _dict
+from airflow_provider_jules.jsontext import cut as _cut
+from airflow_provider_jules.jsontext import dicts as _dicts
+from airflow_provider_jules.jsontext import kind as _kind
+from airflow_provider_jules.jsontext import member as _member
+from airflow_provider_jules.jsontext import string as _str
+from airflow_provider_jules.jsontext import text as _text
+from airflow_provider_jules.jsontext import utf8 as _utf8
+from airflow_provider_jules.links.urls import (
+    SESSION_URL_HOST as SESSION_URL_HOST,  # importable from here as before it moved
+)
+from airflow_provider_jules.links.urls import (
+    check_pull_request_url,
+    check_session_url,
+    pull_request_outputs,
+    pull_request_url,
+    session_url,
+)
+from airflow_provider_jules.links.urls import checked as _checked
 
 __all__ = [
     "DEFAULT_INLINE_PATCH_LIMIT",
@@ -98,12 +121,6 @@ __all__ = [
     "pull_request_url",
     "session_url",
 ]
-
-log = logging.getLogger(__name__)
-
-#: The only host of a session link (the Jules web app).
-SESSION_URL_HOST = "jules.google.com"
-_MAX_URL_CHARS = 2048
 
 Json = dict[str, Any]
 
@@ -129,11 +146,6 @@ RESULT_KEYS = (
     "review",
 )
 
-_LINE_MAX = 500
-_STEP_TITLE_MAX = 80
-_PROGRESS_DESCRIPTION_MAX = 200
-_ELLIPSIS = "…"
-
 
 class Outcome(str, Enum):
     """What a session amounts to; the dict returned by :func:`build_result` holds the ``value``."""
@@ -151,41 +163,8 @@ class Outcome(str, Enum):
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _text(value: object) -> str | None:
-    """A non-empty string, else None."""
-    return value if isinstance(value, str) and value else None
-
-
-def _dict(value: object) -> Json:
-    return value if isinstance(value, dict) else {}
-
-
-def _dicts(value: object) -> Iterator[Json]:
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict):
-                yield item
-
-
-def _utf8(text: str) -> bytes:
-    # errors="replace": a lone surrogate (valid in JSON, invalid in UTF-8) must not raise.
-    return text.encode("utf-8", errors="replace")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
-
-
 def _cut_or_none(text: str | None, limit: int) -> str | None:
     return None if text is None else _cut(text, limit)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _ordered(activities: object) -> list[Json]:
@@ -206,223 +185,7 @@ def _time_ns(activity: Json) -> int | None:
         return None
 
 
-def _kind(activity: Json) -> str:
-    try:
-        return activity_kind(activity)
-    except Exception:  # defensive: never raise on API data
-        return ""
-
-
-def _member(activity: Json, kind: str) -> Json:
-    return _dict(activity.get(kind))
-
-
-def _non_empty_patch(git_patch: Json) -> str | None:
-    patch = git_patch.get("unidiffPatch")
-    return patch if isinstance(patch, str) and patch.strip() else None
-
-
-# ------------------------------------------------------------------------------------------------ URLs
-
-
-def _url_problem(url: object) -> tuple[str | None, str]:
-    """(the URL's host, "") when ``url`` is a plain https URL, else (None, why not)."""
-    if not isinstance(url, str) or not url:
-        return None, "it is missing or not a string"
-    if len(url) > _MAX_URL_CHARS:
-        return None, f"it is longer than {_MAX_URL_CHARS} characters"
-    if any(ord(c) <= 32 or ord(c) == 127 or c == "\\" for c in url):
-        return None, "it contains spaces, control characters or backslashes"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None, "it is not a valid URL"
-    if parts.scheme != "https":
-        return None, f"its scheme is {parts.scheme or 'missing'!r}, not 'https'"
-    if "@" in parts.netloc:
-        return None, "it carries user information ('user@host')"
-    if not host:
-        return None, "it has no host"
-    return host, ""
-
-
-def check_session_url(url: object) -> tuple[str | None, str]:
-    """``(url, "")`` when ``url`` is an ``https://jules.google.com/...`` link, else ``(None, why)``."""
-    host, why = _url_problem(url)
-    if host is None:
-        return None, why
-    if host != SESSION_URL_HOST or urlsplit(str(url)).port not in (None, 443):
-        return None, f"its host is not {SESSION_URL_HOST}"
-    return str(url), ""
-
-
-def check_pull_request_url(url: object) -> tuple[str | None, str]:
-    """``(url, "")`` when ``url`` is an ``https://`` URL on a host without user information, else
-    ``(None, why)``."""
-    host, why = _url_problem(url)
-    return (str(url), "") if host is not None else (None, why)
-
-
-def _checked(url: object, check: Callable[[object], tuple[str | None, str]], what: str) -> str | None:
-    if url is None or url == "":
-        return None
-    good, why = check(url)
-    if good is None:
-        shown = repr(url)[:200] if isinstance(url, str) else type(url).__name__
-        log.warning("Ignoring the %s %s: %s.", what, shown, why)
-    return good
-
-
-def session_url(session: object) -> str | None:
-    """The session's web-app link when it passes :func:`check_session_url`, else None (logged)."""
-    return _checked(_session_dict(session).get("url"), check_session_url, "session URL")
-
-
-def pull_request_url(session: object) -> str | None:
-    """The first pull request's URL when it passes :func:`check_pull_request_url`, else None (logged).
-    Never raises on malformed ``outputs``."""
-    prs = _pull_requests(_session_dict(session))
-    return prs[0]["url"] if prs else None
-
-
-# ------------------------------------------------------------------------------------ diff file names
-
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-
-
-def _unquote(path: str) -> str:
-    """Undo git's C-style quoting of a path (``"a/t\\303\\251st"``)."""
-    if len(path) < 2 or not (path.startswith('"') and path.endswith('"')):
-        return path
-    body, out, i = path[1:-1], bytearray(), 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            if nxt in "01234567" and re.match(r"[0-7]{3}", body[i + 1 : i + 4]):
-                out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
-                i += 4
-                continue
-            if nxt in _C_ESCAPES:
-                out.append(_C_ESCAPES[nxt])
-                i += 2
-                continue
-        out.extend(_utf8(ch))
-        i += 1
-    return out.decode("utf-8", errors="replace")
-
-
-def _header_path(raw: str, prefix: str) -> str | None:
-    """Path of a ``---``/``+++`` line (``None`` for /dev/null), without the ``a/``/``b/`` prefix."""
-    raw = raw.split("\t", 1)[0] if not raw.startswith('"') else raw
-    path = _unquote(raw.strip())
-    if not path or path == "/dev/null":
-        return None
-    return path[len(prefix) :] if path.startswith(prefix) and len(path) > len(prefix) else path
-
-
-def _git_header_paths(rest: str) -> list[str]:
-    """Paths of ``diff --git a/X b/Y`` (``rest`` is ``a/X b/Y``); empty when ambiguous."""
-    if rest.startswith('"'):
-        m = re.match(r'^("(?:[^"\\]|\\.)*")\s+(.+)$', rest)
-        if not m:
-            return []
-        first, second = _unquote(m.group(1)), _unquote(m.group(2).strip())
-    elif rest.endswith('"'):
-        m = re.match(r'^(\S+)\s+("(?:[^"\\]|\\.)*")$', rest)
-        if not m:
-            return []
-        first, second = m.group(1), _unquote(m.group(2))
-    else:
-        half = (len(rest) - 1) // 2
-        if len(rest) % 2 == 1 and rest[half] == " " and rest[2:half] == rest[half + 3 :]:
-            first, second = rest[:half], rest[half + 1 :]  # a/P b/P, spaces in P allowed
-        elif rest.count(" b/") == 1:
-            first, second = rest.split(" b/")
-            second = "b/" + second
-        else:
-            return []
-    paths = []
-    for path, prefix in ((first, "a/"), (second, "b/")):
-        if path.startswith(prefix) and len(path) > len(prefix):
-            paths.append(path[len(prefix) :])
-    return paths
-
-
-def patch_files(patch: str) -> list[str]:
-    """Sorted unique file paths touched by a unified diff (git or plain).
-
-    Uses ``diff --git`` headers, ``rename``/``copy`` lines and the ``---``/``+++`` file headers outside
-    hunks (a removed line ``-- x`` inside a hunk is not a header); ``/dev/null`` is skipped, so added and
-    deleted files appear once under their real path. A rename lists both the old and the new path.
-    """
-    files: set[str] = set()
-    old_left = new_left = 0
-    for raw_line in patch.split("\n"):
-        line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
-        if old_left > 0 or new_left > 0:
-            tag = line[:1]
-            if tag in (" ", ""):
-                old_left, new_left = old_left - 1, new_left - 1
-                continue
-            if tag == "-":
-                old_left -= 1
-                continue
-            if tag == "+":
-                new_left -= 1
-                continue
-            if tag == "\\":
-                continue
-            old_left = new_left = 0  # malformed counts: leave the hunk
-        if line.startswith("diff --git "):
-            files.update(_git_header_paths(line[len("diff --git ") :]))
-        elif line.startswith("--- "):
-            path = _header_path(line[4:], "a/")
-            if path:
-                files.add(path)
-        elif line.startswith("+++ "):
-            path = _header_path(line[4:], "b/")
-            if path:
-                files.add(path)
-        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
-            path = _unquote(line.split(" ", 2)[2].strip())
-            if path:
-                files.add(path)
-        elif line.startswith("@@"):
-            m = _HUNK.match(line)
-            if m:
-                old_left = int(m.group(1)) if m.group(1) is not None else 1
-                new_left = int(m.group(2)) if m.group(2) is not None else 1
-    return sorted(files)
-
-
 # ------------------------------------------------------------------------------------------ extraction
-
-
-def _change_sets(session: Json, activities: list[Json]) -> list[Json]:
-    """Every change set, in precedence order: activity artifacts oldest first, then session outputs."""
-    found: list[Json] = []
-    for activity in activities:
-        for artifact in _dicts(activity.get("artifacts")):
-            change_set = artifact.get("changeSet")
-            if isinstance(change_set, dict):
-                found.append(change_set)
-    for output in _dicts(session.get("outputs")):
-        change_set = output.get("changeSet")
-        if isinstance(change_set, dict):
-            found.append(change_set)
-    return found
-
-
-def _last_patch(change_sets: list[Json]) -> tuple[str | None, Json | None]:
-    for change_set in reversed(change_sets):
-        patch = _non_empty_patch(_dict(change_set.get("gitPatch")))
-        if patch is not None:
-            return patch, change_set
-    return None, None
 
 
 def _last_field(change_sets: list[Json], field: str) -> str | None:
@@ -434,20 +197,16 @@ def _last_field(change_sets: list[Json], field: str) -> str | None:
 
 
 def _pull_requests(session: Json) -> list[Json]:
-    prs = []
-    for output in _dicts(session.get("outputs")):
-        pr = output.get("pullRequest")
-        if isinstance(pr, dict):
-            prs.append(
-                {
-                    "url": _checked(pr.get("url"), check_pull_request_url, "pull request URL"),
-                    "title": _str(pr.get("title")),
-                    "description": _cut_or_none(_str(pr.get("description")), MAX_TEXT_CHARS),
-                    "base_ref": _text(pr.get("baseRef")),
-                    "head_ref": _text(pr.get("headRef")),
-                }
-            )
-    return prs
+    return [
+        {
+            "url": _checked(pr.get("url"), check_pull_request_url, "pull request URL"),
+            "title": _str(pr.get("title")),
+            "description": _cut_or_none(_str(pr.get("description")), MAX_TEXT_CHARS),
+            "base_ref": _text(pr.get("baseRef")),
+            "head_ref": _text(pr.get("headRef")),
+        }
+        for pr in pull_request_outputs(session)
+    ]
 
 
 def _index(value: object) -> int:
@@ -574,6 +333,37 @@ def _change_set_result(
     return result
 
 
+def _check_inline_patch_limit(inline_patch_limit: object) -> None:
+    if (
+        isinstance(inline_patch_limit, bool)
+        or not isinstance(inline_patch_limit, int)
+        or inline_patch_limit < 0
+    ):
+        raise ValueError(
+            f"inline_patch_limit must be a non-negative number of bytes, got {inline_patch_limit!r}"
+        )
+
+
+def _ident(session: Json) -> str | None:
+    """The bare session id, or None when the resource carries no usable ``name``/``id``."""
+    try:
+        return session_id_of(session)
+    except JulesConfigError:
+        return None
+
+
+def _failure_reason(
+    outcome: Outcome, ordered: list[Json], state: str, timeout_reason: str | None
+) -> str | None:
+    if outcome is Outcome.FAILED:
+        return _last_text(ordered, "sessionFailed", "reason") or FAILED_WITHOUT_REASON
+    if outcome is Outcome.TIMED_OUT:
+        return timeout_reason or (
+            f"Gave up waiting for the Jules session (last state {state}); it may still be running."
+        )
+    return None
+
+
 def build_result(
     session: Json,
     activities: Iterable[Json],
@@ -589,36 +379,16 @@ def build_result(
     ``inline_patch_limit`` UTF-8 bytes; it must return a non-empty URI string. Its own errors propagate
     (losing the patch silently would be worse). A negative ``inline_patch_limit`` is a ``ValueError``.
     """
-    if (
-        isinstance(inline_patch_limit, bool)
-        or not isinstance(inline_patch_limit, int)
-        or inline_patch_limit < 0
-    ):
-        raise ValueError(
-            f"inline_patch_limit must be a non-negative number of bytes, got {inline_patch_limit!r}"
-        )
+    _check_inline_patch_limit(inline_patch_limit)
     session = _session_dict(session)
     ordered = _ordered(list(activities) if activities is not None else [])
     state = parse_state(session.get("state"))
-
-    try:
-        ident: str | None = session_id_of(session)
-    except JulesConfigError:
-        ident = None
+    ident = _ident(session)
 
     pull_requests = _pull_requests(session)
     change_sets = _change_sets(session, ordered)
     has_delivery = bool(pull_requests) or _last_patch(change_sets)[0] is not None
     outcome = _classify(state, ordered, has_delivery, timed_out)
-
-    if outcome is Outcome.FAILED:
-        failure_reason: str | None = _last_text(ordered, "sessionFailed", "reason") or FAILED_WITHOUT_REASON
-    elif outcome is Outcome.TIMED_OUT:
-        failure_reason = timeout_reason or (
-            f"Gave up waiting for the Jules session (last state {state}); it may still be running."
-        )
-    else:
-        failure_reason = None
 
     title = _str(session.get("title"))
     return {
@@ -635,60 +405,6 @@ def build_result(
         "last_agent_message": _cut_or_none(
             _last_text(ordered, "agentMessaged", "agentMessage"), MAX_TEXT_CHARS
         ),
-        "failure_reason": failure_reason,
+        "failure_reason": _failure_reason(outcome, ordered, state, timeout_reason),
         "review": [],
     }
-
-
-# ---------------------------------------------------------------------------------------- log lines
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def _format(activity: Json) -> str | None:
-    kind = _kind(activity)
-    if kind == "planGenerated":
-        plan = _dict(_member(activity, kind).get("plan"))
-        steps = list(_dicts(plan.get("steps")))
-        parts = []
-        for number, step in enumerate(steps, start=1):
-            title = _text(step.get("title")) or _text(step.get("description")) or "(untitled)"
-            parts.append(f"{number}. {_cut(_one_line(title), _STEP_TITLE_MAX)}")
-        head = f"Plan generated ({_plural(len(steps), 'step')})"
-        return f"{head}: {' | '.join(parts)}" if parts else head
-    if kind == "planApproved":
-        originator = _text(activity.get("originator"))
-        return f"Plan approved (by {originator})" if originator else "Plan approved"
-    if kind == "progressUpdated":
-        member = _member(activity, kind)
-        heading = _one_line(_text(member.get("title")) or "")
-        detail = _one_line(_text(member.get("description")) or "")
-        shown = [part for part in (heading, _cut(detail, _PROGRESS_DESCRIPTION_MAX)) if part]
-        return f"Progress: {' - '.join(shown)}" if shown else "Progress updated"
-    if kind == "agentMessaged":
-        return f"Jules says: {_one_line(_text(_member(activity, kind).get('agentMessage')) or '')}".rstrip()
-    if kind == "userMessaged":
-        return f"Message sent: {_one_line(_text(_member(activity, kind).get('userMessage')) or '')}".rstrip()
-    if kind == "sessionCompleted":
-        patch, _ = _last_patch(_change_sets({}, [activity]))
-        if patch is None:
-            return "Session completed"
-        return f"Session completed with a patch touching {_plural(len(patch_files(patch)), 'file')}"
-    if kind == "sessionFailed":
-        reason = _text(_member(activity, kind).get("reason"))
-        return f"Session failed: {_one_line(reason)}" if reason else "Session failed"
-    if kind:
-        return f"Activity {kind}"
-    description = _one_line(_text(activity.get("description")) or "")
-    return description or None
-
-
-def format_activity(activity: Json) -> str | None:
-    """One readable log line (at most 500 characters, whitespace collapsed) for an activity, or ``None``
-    for one with neither a union member nor a description (Q13). Patches and media are never included."""
-    if not isinstance(activity, dict):
-        return None
-    line = _format(activity)
-    return _cut(line, _LINE_MAX) if line else None

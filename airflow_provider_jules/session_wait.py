@@ -6,7 +6,7 @@ operator-side wait-and-finish: one poll in the worker, then defer to
 :class:`~airflow_provider_jules.triggers.jules.JulesSessionTrigger` (or keep polling in the worker), resume
 from the trigger's event, build the result (:mod:`airflow_provider_jules.results`), judge it (success,
 failure, skip), push the XComs and the asset-event extras, and clean up. The pure state machine of a wait is
-:class:`~airflow_provider_jules._waiting.Watch`, shared with the trigger.
+:class:`~airflow_provider_jules.watch.Watch`, shared with the trigger.
 
 Imported at every DAG parse (through the operators and the sensor): no requests, httpx or tenacity here.
 """
@@ -27,25 +27,26 @@ from airflow_provider_jules._compat import (
     conf,
 )
 from airflow_provider_jules._validation import boolean, duration, integer, optional_string
-from airflow_provider_jules._waiting import (
-    CLEANUP_ACTIONS,
-    MAX_POLLS_IN_WORKER,
-    Watch,
-    activities_after,
-    cursor_after,
-    is_fatal,
-    is_fatal_poll_error,
-    validate_event,
-)
+from airflow_provider_jules.activity_log import log_activities
 from airflow_provider_jules.client.errors import JulesConfigError
 from airflow_provider_jules.client.models import activity_kind
 from airflow_provider_jules.links.jules import PULL_REQUEST_URL_KEY, SESSION_URL_KEY
 from airflow_provider_jules.results import (
     Outcome,
     build_result,
-    format_activity,
     pull_request_url,
     session_url,
+)
+from airflow_provider_jules.watch import (
+    CLEANUP_ACTIONS,
+    MAX_POLLS_IN_WORKER,
+    EventStatus,
+    Watch,
+    activities_after,
+    cursor_after,
+    is_fatal,
+    is_fatal_poll_error,
+    validate_event,
 )
 
 if TYPE_CHECKING:
@@ -268,10 +269,7 @@ class SessionWaitMixin(JulesConnectionMixin):
         return watch.observe_session(session, time.time())
 
     def _log_activities(self, activities: Iterable[Json]) -> None:
-        for activity in activities:
-            line = format_activity(activity)
-            if line:
-                self.log.info("[Jules] %s", line)
+        log_activities(self.log, activities)
 
     def _defer_to_trigger(
         self, watch: Watch, *, new_session_until: float | None = None, state: Json | None = None
@@ -318,7 +316,9 @@ class SessionWaitMixin(JulesConnectionMixin):
             time.sleep(watch.sleep_for(poll_interval, time.time()))
             event = self._poll_once(watch, new_session_until)
         return self._finish(
-            context, watch.event("error", reason="polling_errors", message="poll limit reached"), state
+            context,
+            watch.event(EventStatus.ERROR, reason="polling_errors", message="poll limit reached"),
+            state,
         )
 
     def execute_complete(

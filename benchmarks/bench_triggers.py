@@ -200,7 +200,7 @@ async def _thread_poller(cfg: dict[str, Any], sid: str, offset: float, c: Counte
 
 def _track_first_polls(c: Counters) -> None:
     """Note each trigger's first completed poll: wrap ``Watch.observe_session`` (pure, ~1 us a call)."""
-    from airflow_provider_jules._waiting import Watch
+    from airflow_provider_jules.watch import Watch
 
     original = Watch.observe_session
 

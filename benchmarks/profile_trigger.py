@@ -56,8 +56,8 @@ def group_of(filename: str, name: str) -> str:
 
 
 async def _run(args: argparse.Namespace, sim: SimulatorProcess, sessions: list[str]) -> dict[str, Any]:
-    from airflow_provider_jules._waiting import Watch
     from airflow_provider_jules.triggers.jules import JulesSessionTrigger
+    from airflow_provider_jules.watch import Watch
 
     first: set[str] = set()
     original = Watch.observe_session

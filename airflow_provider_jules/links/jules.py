@@ -21,7 +21,7 @@ def _xcom_value(ti_key: Any, key: str) -> str:
     without user information."""
     from airflow.sdk.execution_time.xcom import XCom
 
-    from airflow_provider_jules.results import check_pull_request_url, check_session_url
+    from airflow_provider_jules.links.urls import check_pull_request_url, check_session_url
 
     value = XCom.get_value(ti_key=ti_key, key=key)
     check = check_session_url if key == SESSION_URL_KEY else check_pull_request_url

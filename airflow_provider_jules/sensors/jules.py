@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_jules._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
-from airflow_provider_jules._waiting import Watch
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError
 from airflow_provider_jules.client.models import session_id
 from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT
 from airflow_provider_jules.session_wait import SessionWaitMixin, default_deferrable, fail_fast, seconds
+from airflow_provider_jules.watch import Watch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -10,24 +10,26 @@ a credential.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jules._waiting import (
+from airflow_provider_jules.activity_log import log_activities
+from airflow_provider_jules.client.timeouts import bounded
+from airflow_provider_jules.watch import (
     CLEANUP_ACTIONS,
     DEFAULT_MAX_POLL_ERRORS,
-    WATCH_KWARGS,
+    EventStatus,
     Watch,
     is_fatal_poll_error,
 )
-from airflow_provider_jules.client.timeouts import bounded
-from airflow_provider_jules.results import format_activity
 
 #: Upper bound on polls of one trigger run, whatever the deadline (every loop is bounded).
 MAX_POLLS = 1_000_000
+CLASSPATH = "airflow_provider_jules.triggers.jules.JulesSessionTrigger"
 
 
 class JulesSessionTrigger(BaseTrigger):
@@ -68,42 +70,41 @@ class JulesSessionTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         if on_kill_action not in CLEANUP_ACTIONS:
             raise ValueError(f"on_kill_action must be one of {CLEANUP_ACTIONS}, got {on_kill_action!r}")
-        self.session_id = session_id
+        #: The wait every run starts from (a triggerer restart re-creates it from the kwargs).
+        self.start_state = Watch(
+            session_id=session_id,
+            target_states=list(target_states),
+            stop_on_feedback=stop_on_feedback,
+            end_time=end_time,
+            stall_timeout=stall_timeout,
+            cursor=cursor,
+            last_progress_at=last_progress_at,
+            settle_after=settle_after,
+            max_poll_errors=max_poll_errors,
+        )
         self.jules_conn_id = jules_conn_id
         self.poll_interval = float(poll_interval)
-        self.end_time = end_time
-        self.stall_timeout = stall_timeout
-        self.target_states = list(target_states)
-        self.stop_on_feedback = stop_on_feedback
-        self.cursor = cursor
-        self.last_progress_at = last_progress_at
-        self.settle_after = settle_after
-        self.max_poll_errors = max_poll_errors
         self.on_kill_action = on_kill_action
         self.new_session_until = new_session_until
 
+    @property
+    def session_id(self) -> str:
+        return self.start_state.session_id
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "airflow_provider_jules.triggers.jules.JulesSessionTrigger",
-            {
-                "session_id": self.session_id,
-                "jules_conn_id": self.jules_conn_id,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "stall_timeout": self.stall_timeout,
-                "target_states": list(self.target_states),
-                "stop_on_feedback": self.stop_on_feedback,
-                "cursor": self.cursor,
-                "last_progress_at": self.last_progress_at,
-                "settle_after": self.settle_after,
-                "max_poll_errors": self.max_poll_errors,
-                "on_kill_action": self.on_kill_action,
-                "new_session_until": self.new_session_until,
-            },
-        )
+        """The Watch's persistent fields (:meth:`Watch.kwargs`) and the trigger's own settings, in the
+        order of the constructor's parameters (the form every release stored)."""
+        values = {
+            **self.start_state.kwargs(),
+            "jules_conn_id": self.jules_conn_id,
+            "poll_interval": self.poll_interval,
+            "on_kill_action": self.on_kill_action,
+            "new_session_until": self.new_session_until,
+        }
+        return (CLASSPATH, {name: values[name] for name in _PARAMETERS})
 
     def _watch(self) -> Watch:
-        return Watch(**{name: getattr(self, name) for name in WATCH_KWARGS})
+        return Watch(**self.start_state.kwargs())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_jules.hooks.jules import JulesHook
@@ -121,7 +122,9 @@ class JulesSessionTrigger(BaseTrigger):
                     yield TriggerEvent(event)
                     return
                 await asyncio.sleep(watch.sleep_for(self.poll_interval, time.time()))
-            yield TriggerEvent(watch.event("error", reason="polling_errors", message="poll limit reached"))
+            yield TriggerEvent(
+                watch.event(EventStatus.ERROR, reason="polling_errors", message="poll limit reached")
+            )
         finally:
             await hook.aclose()
 
@@ -140,10 +143,7 @@ class JulesSessionTrigger(BaseTrigger):
             self.log.warning("Polling Jules session %s failed: %s", self.session_id, exc)
             return watch.observe_error(exc, time.time(), fatal=fatal)
         watch.observe_activities(fresh)
-        for activity in fresh:
-            line = format_activity(activity)
-            if line:
-                self.log.info("[Jules] %s", line)
+        log_activities(self.log, fresh)
         previous = watch.state
         event = watch.observe_session(session, time.time())
         if watch.state != previous:
@@ -179,3 +179,7 @@ class JulesSessionTrigger(BaseTrigger):
             self.log.warning("Could not %s Jules session %s: %s", self.on_kill_action, self.session_id, exc)
         finally:
             await hook.aclose()
+
+
+#: The names of the serialized kwargs: the constructor's parameters, in order.
+_PARAMETERS = tuple(inspect.signature(JulesSessionTrigger.__init__).parameters)[1:]

@@ -132,6 +132,52 @@ def test_serialize_is_plain_json_and_round_trips():
     assert JulesSessionTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
+# The serialized kwargs of triggers as release 0.1.0 wrote them (captured from its code, key order included):
+# the triggerer stores them in the DB, and a task deferred by that release must resume on this code.
+STORED_BY_0_1_0 = {
+    "defaults": (
+        '{"session_id": "14550388554331055113", "jules_conn_id": "jules_default", "poll_interval": 30.0, '
+        '"end_time": null, "stall_timeout": null, "target_states": ["COMPLETED"], "stop_on_feedback": true, '
+        '"cursor": null, "last_progress_at": null, "settle_after": null, "max_poll_errors": 5, '
+        '"on_kill_action": "keep", "new_session_until": null}'
+    ),
+    "every_field": (
+        '{"session_id": "14550388554331055113", "jules_conn_id": "jules_prod", "poll_interval": 10.0, '
+        '"end_time": 1893456000.25, "stall_timeout": 900.0, "target_states": ["AWAITING_PLAN_APPROVAL", '
+        '"COMPLETED"], "stop_on_feedback": false, "cursor": "2026-03-01T12:00:00.123456Z", '
+        '"last_progress_at": 1893450000.0, "settle_after": "2026-03-01T11:59:59Z", "max_poll_errors": 7, '
+        '"on_kill_action": "archive", "new_session_until": 1893450120.0}'
+    ),
+}
+
+
+def test_the_serialized_form_is_pinned():
+    """The exact kwargs (keys, values, their JSON types and order) of a trigger built with its defaults."""
+    classpath, kwargs = JulesSessionTrigger(session_id=SID).serialize()
+    assert classpath == CLASSPATH
+    assert json.dumps(kwargs) == STORED_BY_0_1_0["defaults"]
+
+
+@pytest.mark.parametrize("form", sorted(STORED_BY_0_1_0))
+def test_a_trigger_stored_by_the_previous_release_serializes_identically(form):
+    stored = json.loads(STORED_BY_0_1_0[form])
+    classpath, kwargs = JulesSessionTrigger(**stored).serialize()
+    assert classpath == CLASSPATH
+    assert json.dumps(kwargs) == STORED_BY_0_1_0[form]
+
+
+@pytest.mark.parametrize("form", sorted(STORED_BY_0_1_0))
+def test_a_trigger_survives_airflows_own_storage(form):
+    """Through Airflow's Trigger row (its kwargs serialization) and back, as a triggerer restart does."""
+    from airflow.models.trigger import Trigger
+
+    stored = json.loads(STORED_BY_0_1_0[form])
+    row = Trigger.from_object(JulesSessionTrigger(**stored))
+    assert row.classpath == CLASSPATH
+    assert row.kwargs == stored
+    assert json.dumps(JulesSessionTrigger(**row.kwargs).serialize()[1]) == STORED_BY_0_1_0[form]
+
+
 def test_reaching_a_target_state_yields_one_target_event_and_streams_activities(hook, capfd):
     plan = {"plan": {"id": "p", "steps": [{"id": "s", "title": "Do it"}]}}
     hook.polls = [

@@ -5,7 +5,7 @@ cursor and the time of the last progress, and says when the wait is over by retu
 event. No I/O here: the trigger feeds it from the async client, the operator's ``deferrable=False`` path
 from the sync client, so both end with the same outcome rules.
 
-Event statuses (the allow-list checked by ``execute_complete``):
+Event statuses (:class:`EventStatus`, the allow-list checked by ``execute_complete``):
 
 * ``target``: the session reached one of the target states;
 * ``terminal``: it reached COMPLETED or FAILED without that being a target;
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from airflow_provider_jules.client.models import (
@@ -33,7 +34,19 @@ Json = dict[str, Any]
 
 #: What to do with a session on timeout or kill.
 CLEANUP_ACTIONS = ("archive", "delete", "keep")
-EVENT_STATUSES = frozenset({"target", "terminal", "needs_input", "timeout", "error"})
+
+
+class EventStatus(str, Enum):
+    """The status of a wait's one terminal event. A ``str`` enum: events carry the plain ``value``."""
+
+    TARGET = "target"
+    TERMINAL = "terminal"
+    NEEDS_INPUT = "needs_input"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+EVENT_STATUSES = frozenset(status.value for status in EventStatus)
 FEEDBACK_STATE = "AWAITING_USER_FEEDBACK"
 DEFAULT_MAX_POLL_ERRORS = 5
 
@@ -101,9 +114,9 @@ class Watch:
         return out
 
     # ------------------------------------------------------------------------------------------ events
-    def event(self, status: str, *, reason: str = "", message: str = "") -> Json:
+    def event(self, status: EventStatus, *, reason: str = "", message: str = "") -> Json:
         return {
-            "status": status,
+            "status": EventStatus(status).value,  # plain JSON: the same string as before the enum
             "reason": reason,
             "message": message,
             "session_id": self.session_id,
@@ -175,11 +188,11 @@ class Watch:
             self.last_progress_at = now
         if self._settled(session):
             if state in self.target_states:
-                return self.event("target", message=f"Session reached {state}.")
+                return self.event(EventStatus.TARGET, message=f"Session reached {state}.")
             if state in TERMINAL_STATES:
-                return self.event("terminal", message=f"Session ended in {state}.")
+                return self.event(EventStatus.TERMINAL, message=f"Session ended in {state}.")
             if self.stop_on_feedback and state == FEEDBACK_STATE:
-                return self.event("needs_input", message="Jules is waiting for an answer.")
+                return self.event(EventStatus.NEEDS_INPUT, message="Jules is waiting for an answer.")
         return self.check_time(now)
 
     def _settled(self, session: Json) -> bool:
@@ -200,7 +213,7 @@ class Watch:
     def check_time(self, now: float) -> Json | None:
         if self.end_time is not None and now >= self.end_time:
             return self.event(
-                "timeout",
+                EventStatus.TIMEOUT,
                 reason="deadline",
                 message=f"Session {self.session_id} did not finish before the timeout.",
             )
@@ -208,7 +221,7 @@ class Watch:
             idle = now - self.last_progress_at
             if idle >= self.stall_timeout:
                 return self.event(
-                    "timeout",
+                    EventStatus.TIMEOUT,
                     reason="stall",
                     message=(
                         f"Session {self.session_id} stalled: no new activity and no state change for "
@@ -220,11 +233,11 @@ class Watch:
     def observe_error(self, exc: BaseException, now: float, *, fatal: bool) -> Json | None:
         """A failed poll. Transient failures count against a budget and never as a session failure."""
         if fatal:
-            return self.event("error", reason="api_error", message=str(exc))
+            return self.event(EventStatus.ERROR, reason="api_error", message=str(exc))
         self.consecutive_errors += 1
         if self.consecutive_errors >= self.max_poll_errors:
             return self.event(
-                "error",
+                EventStatus.ERROR,
                 reason="polling_errors",
                 message=f"Polling failed {self.consecutive_errors} times in a row; last error: {exc}",
             )
