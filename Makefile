@@ -16,7 +16,8 @@ AIRFLOW_VERSIONS ?= 3.1.8 3.3.2
 # Locked test environments (issue #18, docs/contributing.rst): every test venv installs the versions that
 # constraints/airflow-<version>.txt names, so that `make test` resolves the same releases on every machine
 # until `make lock` refreshes them on purpose. LOCK=none resolves the newest releases instead (make
-# test-latest). The package's own dependency ranges (pyproject.toml) stay wide: the locks are for tests only.
+# test-latest). The package's own dependency ranges (pyproject.toml) stay as wide as the code supports: the
+# locks are for tests only.
 LOCK ?= constraints/airflow-$(AIRFLOW_VERSION).txt
 ifeq ($(LOCK),none)
   PINS := --upgrade
