@@ -81,6 +81,8 @@ from urllib.parse import urlsplit
 from airflow_provider_jules.client.errors import JulesConfigError
 from airflow_provider_jules.client.models import SessionState, activity_kind, parse_state, session_id_of
 from airflow_provider_jules.client.models import activity_time_ns as _activity_time_ns
+from airflow_provider_jules.history import cut as _cut
+from airflow_provider_jules.history import plan_pending
 
 __all__ = [
     "DEFAULT_INLINE_PATCH_LIMIT",
@@ -132,7 +134,6 @@ RESULT_KEYS = (
 _LINE_MAX = 500
 _STEP_TITLE_MAX = 80
 _PROGRESS_DESCRIPTION_MAX = 200
-_ELLIPSIS = "…"
 
 
 class Outcome(str, Enum):
@@ -174,10 +175,6 @@ def _dicts(value: object) -> Iterator[Json]:
 def _utf8(text: str) -> bytes:
     # errors="replace": a lone surrogate (valid in JSON, invalid in UTF-8) must not raise.
     return text.encode("utf-8", errors="replace")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
 
 
 def _cut_or_none(text: str | None, limit: int) -> str | None:
@@ -486,15 +483,6 @@ def _last_text(activities: list[Json], kind: str, field: str) -> str | None:
     return None
 
 
-def _plan_left_unapproved(activities: list[Json]) -> bool:
-    """A ``planGenerated`` exists and no ``planApproved`` follows the last one."""
-    kinds = [_kind(a) for a in activities]
-    if "planGenerated" not in kinds:
-        return False
-    last_plan = len(kinds) - 1 - kinds[::-1].index("planGenerated")
-    return "planApproved" not in kinds[last_plan + 1 :]
-
-
 def _classify(state: str, activities: list[Json], has_delivery: bool, timed_out: bool) -> Outcome:
     if timed_out:
         return Outcome.TIMED_OUT
@@ -507,7 +495,7 @@ def _classify(state: str, activities: list[Json], has_delivery: bool, timed_out:
     if state == SessionState.COMPLETED.value:
         if has_delivery:
             return Outcome.COMPLETED
-        if _plan_left_unapproved(activities):
+        if plan_pending(activities):
             return Outcome.PLAN_NOT_APPROVED
         return Outcome.COMPLETED_WITHOUT_CHANGES
     return Outcome.RUNNING

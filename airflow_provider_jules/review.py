@@ -30,12 +30,13 @@ needed, and :func:`hitl_missing` checks for it first.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_jules._compat import TaskAwaitingInput
+from airflow_provider_jules.history import cut
+from airflow_provider_jules.marker import strip_marker
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -148,21 +149,14 @@ def form_params(*, ask: bool, review: bool) -> dict[str, Json]:
     return {MESSAGE: dict(param.serialize())}
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_MARKER = re.compile(r"\s*\[airflow-[0-9a-f]{16}\]\s*$")
-
-
 def title_of(result: Json) -> str:
     """The session's title without the provider's task-instance marker (see ``run_marker``)."""
-    title = _MARKER.sub("", str(result.get("title") or "")).strip()
+    title = strip_marker(str(result.get("title") or ""))
     return title or f"session {result.get('session_id')}"
 
 
 def subject_for(result: Json) -> str:
-    return _cut(f"Jules: {title_of(result)}", 200)
+    return cut(f"Jules: {title_of(result)}", 200)
 
 
 def _links(result: Json) -> str:
@@ -228,7 +222,7 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
         lines.append(
             f"\n**Diff excerpt** (first {len(excerpt)} lines; the full diff is on the pull request):\n"
         )
-        lines.append("```diff\n" + _cut("\n".join(excerpt), 6000).replace("```", "'''") + "\n```")
+        lines.append("```diff\n" + cut("\n".join(excerpt), 6000).replace("```", "'''") + "\n```")
         if more > 0:
             lines.append(f"*... {more} more lines.*")
     lines.append(
@@ -251,7 +245,7 @@ def plan_review_markdown(result: Json) -> str:
 
 
 def build_form(request_markdown: str, result: Json, options: list[str], params: dict[str, Json]) -> Form:
-    body = _cut(request_markdown, MAX_BODY_CHARS) + reuse_note(result)
+    body = cut(request_markdown, MAX_BODY_CHARS) + reuse_note(result)
     return Form(subject=subject_for(result), body=body, options=list(options), params=params)
 
 
@@ -351,51 +345,3 @@ def record_round(
             "pull_request_url": result.get("pull_request_url"),
         },
     ]
-
-
-def completions_answered(activities: list[Json]) -> tuple[int, bool]:
-    """From the session's own history: how many completions were followed by a message (change requests
-    already sent), and whether the latest completion was (so its change is no longer the one to review)."""
-    from airflow_provider_jules.client.models import activity_kind
-
-    count = 0
-    pending = False
-    latest_answered = False
-    for activity in activities:
-        kind = activity_kind(activity)
-        if kind == "sessionCompleted":
-            pending = True
-            latest_answered = False
-        elif kind == "userMessaged" and pending:
-            count += 1
-            pending = False
-            latest_answered = True
-    return count, latest_answered
-
-
-def question_answered(activities: list[Json], question_id: str | None) -> bool:
-    """Whether a message follows the question (sent by us earlier, or by someone in the Jules app)."""
-    from airflow_provider_jules.client.models import activity_kind
-
-    seen = question_id is None
-    for activity in activities:
-        if not seen:
-            seen = str(activity.get("id") or "") == question_id
-            continue
-        if activity_kind(activity) == "userMessaged":
-            return True
-    return False
-
-
-def plan_pending(activities: list[Json]) -> bool:
-    """A plan was generated and no approval follows the last one."""
-    from airflow_provider_jules.client.models import activity_kind
-
-    pending = False
-    for activity in activities:
-        kind = activity_kind(activity)
-        if kind == "planGenerated":
-            pending = True
-        elif kind == "planApproved":
-            pending = False
-    return pending

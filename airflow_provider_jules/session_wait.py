@@ -19,6 +19,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow_provider_jules import history
 from airflow_provider_jules import review as rv
 from airflow_provider_jules._compat import (
     AirflowException,
@@ -38,7 +39,6 @@ from airflow_provider_jules._waiting import (
     validate_event,
 )
 from airflow_provider_jules.client.errors import JulesConfigError
-from airflow_provider_jules.client.models import activity_kind
 from airflow_provider_jules.links.jules import PULL_REQUEST_URL_KEY, SESSION_URL_KEY
 from airflow_provider_jules.results import (
     Outcome,
@@ -475,15 +475,13 @@ class SessionWaitMixin(JulesConnectionMixin):
 
     def _reply_and_wait(self, context: Context, event: Json, session: Json, activities: list[Json]) -> Json:
         """Answer the current question once (never twice), then keep waiting with the same deadlines."""
-        question = next((a for a in reversed(activities) if activity_kind(a) == "agentMessaged"), None)
-        answered = question is None or any(
-            activity_kind(a) == "userMessaged" for a in activities[activities.index(question) + 1 :]
-        )
+        question = history.last_question(activities)
+        answered = question is None or history.question_answered(activities, history.activity_id(question))
         sid = event["session_id"]
         if answered:
             self.log.info("Jules session %s: the current question was already answered; waiting.", sid)
         else:
-            text = question["agentMessaged"].get("agentMessage", "") if question else ""
+            text = history.question_text(question)
             self.log.info("Jules asks: %s -- replying with auto_reply.", text[:500])
             try:
                 self.hook.send_message(sid, str(self.auto_reply))
@@ -625,13 +623,13 @@ class SessionWaitMixin(JulesConnectionMixin):
     def _ask(self, context: Context, event: Json, session: Json, activities: list[Json], state: Json) -> Json:
         """``on_user_feedback="ask"``: show Jules's question (once) and wait for the person's answer."""
         sid = event["session_id"]
-        question = next((a for a in reversed(activities) if activity_kind(a) == "agentMessaged"), None)
-        qid = str(question.get("id") or "") if question else None
-        if question is None or rv.question_answered(activities, qid):
+        question = history.last_question(activities)
+        qid = history.activity_id(question) if question else None
+        if question is None or history.question_answered(activities, qid):
             self.log.info("Jules session %s: the current question was already answered; waiting.", sid)
             return self._rewait(context, event, session, self._idle_rewait(state, sid))
         result = self._snapshot(session, activities)
-        request = rv.question_markdown(result, _question_text(question))
+        request = rv.question_markdown(result, history.question_text(question))
         state = {**state, "step": "question", "event": event, "question_id": qid}
         return self._open(context, state, request, result, self._person_timeout(self.question_timeout, event))
 
@@ -640,7 +638,7 @@ class SessionWaitMixin(JulesConnectionMixin):
     ) -> Json:
         """``review="hitl"``: show the finished change for review (Approve, Request changes, Reject)."""
         sid = event["session_id"]
-        sent, latest_answered = rv.completions_answered(activities)
+        sent, latest_answered = history.completions_answered(activities)
         if latest_answered:
             self.log.info("Jules session %s: changes were already requested for this change; waiting.", sid)
             state = self._idle_rewait(state, sid)
@@ -697,8 +695,8 @@ class SessionWaitMixin(JulesConnectionMixin):
     ) -> Json:
         sid = event["session_id"]
         qid = state.get("question_id")
-        question = next((a for a in activities if str(a.get("id") or "") == qid), None)
-        text = _question_text(question) if question else "(the question is no longer in the session)"
+        question = history.find(activities, qid)
+        text = history.question_text(question) if question else "(the question is no longer in the session)"
         if answer.error is not None:
             if answer.timed_out:
                 self._cleanup(sid, self.on_timeout, why="got no answer to its question in time")
@@ -711,7 +709,7 @@ class SessionWaitMixin(JulesConnectionMixin):
             raise AirflowException(f"The question form of Jules session {sid} failed: {answer.error}")
         if answer.option == rv.REJECT:
             return self._reject(context, sid, self._snapshot(session, activities), "Jules's question", answer)
-        if rv.question_answered(activities, qid):
+        if history.question_answered(activities, qid):
             self.log.info("Jules session %s: the question was already answered; not sending it again.", sid)
             return self._rewait(context, event, session, state)
         if not answer.message:
@@ -754,7 +752,7 @@ class SessionWaitMixin(JulesConnectionMixin):
             self.log.warning("%r does not apply to a plan (Approve or Reject); asking again.", answer.option)
             timeout = self._person_timeout(self.plan_review_timeout, event)
             return self._open(context, state, rv.plan_review_markdown(result), result, timeout)
-        if session.get("state") == "AWAITING_PLAN_APPROVAL" and rv.plan_pending(activities):
+        if session.get("state") == "AWAITING_PLAN_APPROVAL" and history.plan_pending(activities):
             try:
                 self.hook.approve_plan(sid)
             except Exception as exc:
@@ -828,7 +826,7 @@ class SessionWaitMixin(JulesConnectionMixin):
                 url=result["url"],
             )
         kept = record("changes_requested")
-        if rv.completions_answered(activities)[1]:
+        if history.completions_answered(activities)[1]:
             self.log.info("Jules session %s: the changes were already requested; not sending again.", sid)
         else:
             try:
@@ -854,11 +852,6 @@ class SessionWaitMixin(JulesConnectionMixin):
         """The worker-side kill (non-deferrable wait): stop the session as configured, best effort."""
         if self._followed_session:
             self._cleanup(self._followed_session, self.on_kill_action, why="task killed")
-
-
-def _question_text(activity: Json | None) -> str:
-    member = (activity or {}).get("agentMessaged")
-    return str(member.get("agentMessage") or "") if isinstance(member, dict) else ""
 
 
 def _is_asset(outlet: object) -> bool:

@@ -11,7 +11,6 @@ client and the trigger's HTTP side load only when a task runs.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -24,6 +23,7 @@ from airflow_provider_jules._validation import optional_string
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError, JulesNotFoundError
 from airflow_provider_jules.client.models import session_id, source_name
 from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
+from airflow_provider_jules.marker import marked_title, run_marker, series_of
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result
 from airflow_provider_jules.review import DEFAULT_MAX_REVIEW_ROUNDS, DEFAULT_PLAN_REVIEW_TIMEOUT
 from airflow_provider_jules.session_wait import (
@@ -227,27 +227,6 @@ class _PromptFileMixin(_OperatorBase):
         return super().render_template(content, context, env, seen_oids)
 
 
-def run_marker(
-    dag_id: str, run_id: str, task_id: str, map_index: int | None, series: int | None = None
-) -> str:
-    """The deterministic marker of one task instance's tries of one series, put in the session title.
-
-    ``series`` is the task instance's ``max_tries``: the same for a try and its retries, set anew by
-    Airflow when the task instance is cleared. So a retry finds the session of its earlier try, and a
-    cleared task does not.
-    """
-    key = f"{dag_id}\x1f{run_id}\x1f{task_id}\x1f{map_index if map_index is not None else -1}"
-    if series is not None:
-        key += f"\x1f{series}"
-    return "airflow-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _series(ti: Any) -> int | None:
-    """Which series of tries this one belongs to: ``max_tries`` changes on every clear, not on a retry."""
-    value = getattr(ti, "max_tries", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _stored_session(store: Any, series: int | None) -> str | None:
     """The session id kept in the task state store by an earlier try of the same series."""
     if store is None:
@@ -363,7 +342,7 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
     # ------------------------------------------------------------------------------------ create / adopt
     def _marker(self, context: Context) -> str:
         ti = context["ti"]
-        return run_marker(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), _series(ti))
+        return run_marker(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), series_of(ti))
 
     def _title(self, context: Context, marker: str) -> str:
         if self.title and self.title.strip():
@@ -373,13 +352,13 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
             map_index = getattr(ti, "map_index", -1)
             mapped = "" if map_index in (None, -1) else f"[{map_index}]"
             base = f"Airflow {ti.dag_id}.{ti.task_id}{mapped} run {ti.run_id}"
-        return f"{base} [{marker}]"
+        return marked_title(base, marker)
 
     def _create_or_adopt(self, context: Context) -> tuple[Json, bool]:
         marker = self._marker(context)
         store: Any = context.get("task_state_store")  # Airflow >= 3.3
         ti = context["ti"]
-        series = _series(ti)
+        series = series_of(ti)
         if self.adopt_existing_session:
             adopted = self._find_earlier_session(
                 store, marker, try_number=getattr(ti, "try_number", 1), series=series

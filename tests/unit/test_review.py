@@ -10,6 +10,7 @@ from unittest import mock
 
 import pytest
 
+from airflow_provider_jules import history as hist
 from airflow_provider_jules import review as rv
 from airflow_provider_jules._compat import (
     AirflowException,
@@ -132,20 +133,20 @@ def test_change_requests_already_sent_are_read_from_the_session_history():
         act("userMessaged", "u2", userMessage="yes"),
         act("sessionCompleted", "c2"),
     ]
-    assert rv.completions_answered(history) == (1, False)
-    assert rv.completions_answered([*history, act("userMessaged", "u3", userMessage="x")]) == (2, True)
+    assert hist.completions_answered(history) == (1, False)
+    assert hist.completions_answered([*history, act("userMessaged", "u3", userMessage="x")]) == (2, True)
 
 
 def test_a_question_counts_as_answered_only_when_a_message_follows_it():
     history = [act("agentMessaged", "q1", agentMessage="?"), act("progressUpdated", "p")]
-    assert not rv.question_answered(history, "q1")
-    assert rv.question_answered([*history, act("userMessaged", "u", userMessage="y")], "q1")
+    assert not hist.question_answered(history, "q1")
+    assert hist.question_answered([*history, act("userMessaged", "u", userMessage="y")], "q1")
 
 
 def test_a_plan_is_pending_until_approved():
-    assert rv.plan_pending([act("planGenerated", "p1")])
-    assert not rv.plan_pending([act("planGenerated", "p1"), act("planApproved", "a1")])
-    assert not rv.plan_pending([])
+    assert hist.plan_pending([act("planGenerated", "p1")])
+    assert not hist.plan_pending([act("planGenerated", "p1"), act("planApproved", "a1")])
+    assert not hist.plan_pending([])
 
 
 # ------------------------------------------------------------------------------------------ the wait
