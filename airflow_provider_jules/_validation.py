@@ -50,19 +50,6 @@ def integer(name: str, value: object, *, minimum: int = 0, maximum: int | None =
     return value
 
 
-def boolean(name: str, value: object, *, allow_none: bool = False) -> bool | None:
-    """A real ``bool``: the string ``"false"`` is refused, not read as True."""
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, bool):
-        raise JulesConfigError(
-            f"{name} must be True or False, got {type(value).__name__} {value!r} "
-            "(a templated value renders as a string: pass a Python bool, or set the DAG's "
-            "render_template_as_native_obj=True)."
-        )
-    return value
-
-
 def optional_string(name: str, value: object) -> str | None:
     """``None`` or a ``str``."""
     if value is not None and not isinstance(value, str):

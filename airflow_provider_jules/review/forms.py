@@ -1,27 +1,5 @@
-"""The review room: a person in the loop, on Airflow's own Required Actions page.
-
-Three kinds of form, all answered in the Airflow UI (or its REST API) and never while a worker slot is held:
-
-* a **question** (``on_user_feedback="ask"``): Jules's question, answered in a free-text field;
-* a **change review** (``review="hitl"``): the finished change, with Approve / Request changes / Reject;
-* a **plan review** (``review_plan="hitl"``): the plan's numbered steps, with Approve / Reject.
-
-The wait for the person is Airflow's: on Airflow >= 3.3 the task raises ``TaskAwaitingInput`` (state
-``awaiting_input``, no trigger; the scheduler enforces the timeout); on 3.1 and 3.2 it defers to the standard
-provider's ``HITLTrigger``. Both resume the operator in ``resume_from_person`` with the state this module
-keeps as plain JSON in the method kwargs (they live in the task instance row, so a triggerer restart loses
-nothing), and the round history also in the task state store (Airflow >= 3.3, for retries).
-
-**One form per task instance.** Airflow stores one HITL detail per task instance (its primary key is the
-task instance id, kept across tries); a second ``upsert`` only clears the earlier response and keeps the
-first subject, body and options. So every form a task opens after its first one *shows the first one's
-text and options*. This module therefore gives each task instance one stable form:
-
-* the options are fixed by the operator's configuration (:func:`form_options`), so every step finds the
-  options it needs;
-* the subject names the session; the body is written for the first request and says where the current one
-  is: the task log and the ``jules_request`` XCom (both always show the latest question, change or plan),
-  and the session and pull request links (whose pages always show the latest state).
+"""The forms of the review: what a person sees on the Required Actions page, how the task waits for the
+answer (:func:`open_form`) and how the answer is read (:func:`read_answer`). See the package docstring.
 
 Nothing here imports the standard provider at DAG-parse time: :func:`open_form` imports it when a form is
 needed, and :func:`hitl_missing` checks for it first.
