@@ -40,12 +40,12 @@ from airflow_provider_jules.results import (
     pull_request_url,
     session_url,
 )
-from airflow_provider_jules.review import ReviewFlow, ReviewOptions, ReviewState
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
     from airflow_provider_jules.hooks.jules import JulesHook
+    from airflow_provider_jules.review import ReviewFlow, ReviewOptions, ReviewState
 
     _OperatorBase = BaseOperator
 else:
@@ -108,7 +108,11 @@ class SessionFollower:
         self.last_session: Json | None = None  # the session as the last successful poll read it
         self.review_options = review
         # Only a task with a person in the loop reviews: the others never read or keep a review state.
-        self.review = ReviewFlow(self, review) if review is not None and review.person_steps else None
+        self.review: ReviewFlow | None = None
+        if review is not None and review.person_steps:
+            from airflow_provider_jules.review import ReviewFlow
+
+            self.review = ReviewFlow(self, review)
 
     # ------------------------------------------------------------------------------------ waiting
     def new_watch(self, sid: str, *, settle_after: str | None = None) -> Watch:
@@ -219,11 +223,17 @@ class SessionFollower:
             checked = validate_event(event)
         except ValueError as exc:
             raise AirflowException(str(exc)) from None
-        state = ReviewState.from_json(jules_state) if jules_state is not None else None
+        state = None
+        if jules_state is not None:
+            from airflow_provider_jules.review import ReviewState
+
+            state = ReviewState.from_json(jules_state)
         return self.finish(context, checked, state)
 
     def resume_from_person(self, context: Context, event: object, jules_state: Json | None = None) -> Json:
         """Resume after a person answered a form (or it timed out)."""
+        from airflow_provider_jules.review import ReviewFlow
+
         if self.review_options is None:
             raise AirflowException("Resumed from a Required Actions form, but this task has no review.")
         return ReviewFlow(self, self.review_options).resume(context, event, jules_state)

@@ -25,6 +25,12 @@ NEW_SESSION_GRACE = 120.0
 FEEDBACK_POLICIES = ("fail", "wait", "reply", "ask")
 #: What a ``completed_without_changes`` outcome does to the task.
 NO_CHANGES_POLICIES = ("succeed", "skip", "fail")
+# People in the loop: argument values and defaults (the review itself loads only when a task runs).
+ASK = "ask"
+HITL = "hitl"
+DEFAULT_MAX_REVIEW_ROUNDS = 3
+#: Jules completes an unapproved plan after about 10 minutes (quirk Q15): the plan form closes before that.
+DEFAULT_PLAN_REVIEW_TIMEOUT = timedelta(minutes=8)
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",

@@ -17,18 +17,15 @@ from airflow_provider_jules.failures import fail_fast
 from airflow_provider_jules.follower import JulesConnectionMixin, SessionFollower
 from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
 from airflow_provider_jules.options import (
+    DEFAULT_MAX_REVIEW_ROUNDS,
+    DEFAULT_PLAN_REVIEW_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    HITL,
     WaitOptions,
     default_deferrable,
 )
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT
-from airflow_provider_jules.review import (
-    DEFAULT_MAX_REVIEW_ROUNDS,
-    DEFAULT_PLAN_REVIEW_TIMEOUT,
-    HITL,
-    ReviewOptions,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -173,6 +170,8 @@ class _JulesWaitingBase(_JulesSessionBase):
     # ------------------------------------------------------------------------------------ the follower
     def _follower(self) -> SessionFollower:
         """The task's follower, its arguments checked (in execute: after rendering, before any request)."""
+        from airflow_provider_jules.review import ReviewOptions  # loaded when a task runs, not at parse
+
         try:
             options = WaitOptions.check(
                 target_states=["COMPLETED", "AWAITING_PLAN_APPROVAL"]

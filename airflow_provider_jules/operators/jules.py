@@ -27,10 +27,8 @@ from airflow_provider_jules.operators._base import (
     _JulesWaitingBase,
     _PromptFileMixin,
 )
-from airflow_provider_jules.operators._create import NewSession, SessionCreator
-from airflow_provider_jules.options import NEW_SESSION_GRACE
+from airflow_provider_jules.options import DEFAULT_PLAN_REVIEW_TIMEOUT, NEW_SESSION_GRACE
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result
-from airflow_provider_jules.review import DEFAULT_PLAN_REVIEW_TIMEOUT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -116,6 +114,8 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
         self.adopt_existing_session = adopt_existing_session
 
     def execute(self, context: Context) -> Json | None:
+        from airflow_provider_jules.operators._create import NewSession, SessionCreator
+
         try:
             request = NewSession.check(self, context)
             self.source = request.source  # normalized: sources/github/owner/repo

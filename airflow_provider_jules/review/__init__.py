@@ -31,14 +31,11 @@ each answer does). Nothing here imports the standard provider at DAG-parse time.
 
 from __future__ import annotations
 
+from airflow_provider_jules.options import ASK, DEFAULT_MAX_REVIEW_ROUNDS, DEFAULT_PLAN_REVIEW_TIMEOUT, HITL
 from airflow_provider_jules.review.flow import MAX_IDLE_REWAITS, ReviewFlow
 from airflow_provider_jules.review.forms import (
     APPROVE,
-    ASK,
-    DEFAULT_MAX_REVIEW_ROUNDS,
-    DEFAULT_PLAN_REVIEW_TIMEOUT,
     DIFF_EXCERPT_LINES,
-    HITL,
     MAX_BODY_CHARS,
     MAX_FORMS,
     MESSAGE,

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow_provider_jules._compat import TaskAwaitingInput
 from airflow_provider_jules.history import cut
 from airflow_provider_jules.marker import strip_marker
+from airflow_provider_jules.options import HITL
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
 Json = dict[str, Any]
 
-ASK = "ask"
-HITL = "hitl"
 APPROVE = "Approve"
 REQUEST_CHANGES = "Request changes"
 REJECT = "Reject"
@@ -36,9 +35,6 @@ ROUNDS_KEY = "jules_review_rounds"
 REVIEW_POLICIES = (None, HITL)
 ON_REJECT_ACTIONS = ("archive", "delete", "keep")
 ON_REJECT_TASK = ("fail", "skip")
-DEFAULT_MAX_REVIEW_ROUNDS = 3
-#: Jules completes an unapproved plan after about 10 minutes (quirk Q15): the plan form closes before that.
-DEFAULT_PLAN_REVIEW_TIMEOUT = timedelta(minutes=8)
 #: Forms one task instance may open (a re-opened form after an empty answer counts): every loop is bounded.
 MAX_FORMS = 100
 #: The standard provider release this provider's human-in-the-loop is built and tested on.

@@ -13,10 +13,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from airflow_provider_jules.client.errors import JulesConfigError
-from airflow_provider_jules.options import choice, integer, seconds
+from airflow_provider_jules.options import ASK, HITL, choice, integer, seconds
 from airflow_provider_jules.review.forms import (
-    ASK,
-    HITL,
     ON_REJECT_ACTIONS,
     ON_REJECT_TASK,
     REVIEW_POLICIES,
