@@ -85,6 +85,7 @@ from airflow_provider_jules.client.models import activity_time_ns as _activity_t
 from airflow_provider_jules.diffs import change_sets as _change_sets
 from airflow_provider_jules.diffs import last_patch as _last_patch
 from airflow_provider_jules.diffs import patch_files
+from airflow_provider_jules.history import plan_pending
 from airflow_provider_jules.jsontext import as_dict as _dict
 from airflow_provider_jules.jsontext import cut as _cut
 from airflow_provider_jules.jsontext import dicts as _dicts
@@ -245,15 +246,6 @@ def _last_text(activities: list[Json], kind: str, field: str) -> str | None:
     return None
 
 
-def _plan_left_unapproved(activities: list[Json]) -> bool:
-    """A ``planGenerated`` exists and no ``planApproved`` follows the last one."""
-    kinds = [_kind(a) for a in activities]
-    if "planGenerated" not in kinds:
-        return False
-    last_plan = len(kinds) - 1 - kinds[::-1].index("planGenerated")
-    return "planApproved" not in kinds[last_plan + 1 :]
-
-
 def _classify(state: str, activities: list[Json], has_delivery: bool, timed_out: bool) -> Outcome:
     if timed_out:
         return Outcome.TIMED_OUT
@@ -266,7 +258,7 @@ def _classify(state: str, activities: list[Json], has_delivery: bool, timed_out:
     if state == SessionState.COMPLETED.value:
         if has_delivery:
             return Outcome.COMPLETED
-        if _plan_left_unapproved(activities):
+        if plan_pending(activities):
             return Outcome.PLAN_NOT_APPROVED
         return Outcome.COMPLETED_WITHOUT_CHANGES
     return Outcome.RUNNING

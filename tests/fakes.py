@@ -1,4 +1,5 @@
-"""Scripted HTTP backends for client unit tests: they record the exact requests sent and answer from a script.
+"""Scripted HTTP backends for client unit tests: they record the exact requests sent and answer from a script;
+and the one fake hook (:class:`FakeHook`) of the operator, sensor, follower and trigger tests.
 
 The same script drives the sync client (through a requests adapter) and the async client (through an httpx
 MockTransport), so every endpoint test runs on both transports.
@@ -9,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -22,6 +23,7 @@ from requests.structures import CaseInsensitiveDict
 from airflow_provider_jules.client.aio import AsyncJulesClient
 from airflow_provider_jules.client.retry import RetryPolicy
 from airflow_provider_jules.client.sync import JulesClient
+from airflow_provider_jules.options import WaitOptions
 
 API_KEY = "test-key-QWxhZGRpbjpvcGVu"
 BASE = "https://jules.example.test"
@@ -143,3 +145,159 @@ def call(
             return await result
 
     return asyncio.run(run())
+
+
+# ---------------------------------------------------------------------------------------------- the fake hook
+SESSION_UPDATE_TIME = "2026-01-01T00:00:00Z"
+
+
+class FakeHook:
+    """The one fake :class:`~airflow_provider_jules.hooks.jules.JulesHook` of the unit tests; every call is
+    recorded in ``calls``.
+
+    Sync face (operators, sensor, follower): ``get_session`` reads the next of ``states`` (the last one
+    repeats) with ``session`` merged in; ``list_activities`` returns the ``activities`` created after the
+    cursor; ``send_message`` is kept in ``sent`` and, with ``echo_messages``, shows up in the activities as
+    it does in Jules.
+
+    Async face (the trigger builds its own hook from the connection id, see :func:`install_hook`): the
+    class-level ``polls`` script, one ``(session or exception, activities or exception)`` per poll; every
+    instance is kept in ``instances``.
+    """
+
+    instances: ClassVar[list[FakeHook]] = []
+    polls: ClassVar[list[tuple[Any, Any]]] = []
+
+    def __init__(
+        self,
+        conn_id: str = "jules_default",
+        *,
+        states: list[str] | None = None,
+        session: dict[str, Any] | None = None,
+        activities: list[dict[str, Any]] | None = None,
+        update_time: str = SESSION_UPDATE_TIME,
+        echo_messages: bool = False,
+    ) -> None:
+        self.conn_id = conn_id
+        self.states = list(states or ["IN_PROGRESS"])
+        self.session = dict(session or {})
+        self.activities = list(activities or [])
+        self.update_time = update_time
+        self.echo_messages = echo_messages
+        self.calls: list[tuple[str, Any]] = []
+        self.sent: list[str] = []
+        self.closed = False
+        FakeHook.instances.append(self)
+
+    # ------------------------------------------------------------------------------------------ sync face
+    def get_source(self, source: str) -> dict[str, Any]:
+        self.calls.append(("get_source", source))
+        return {"name": source, "githubRepo": {"defaultBranch": {"displayName": "develop"}}}
+
+    def create_session(self, prompt: str, **fields: Any) -> dict[str, Any]:
+        self.calls.append(("create_session", fields))
+        sid = "14550388554331055113"
+        return {
+            "id": sid,
+            "name": f"sessions/{sid}",
+            "state": "QUEUED",
+            "url": f"https://jules.google.com/session/{sid}",
+        }
+
+    def get_session(self, sid: str) -> dict[str, Any]:
+        self.calls.append(("get_session", sid))
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {
+            "id": sid,
+            "name": f"sessions/{sid}",
+            "state": state,
+            "url": f"https://jules.google.com/session/{sid}",
+            "updateTime": self.update_time,
+            **self.session,
+        }
+
+    def list_activities(self, sid: str, **kwargs: Any) -> list[dict[str, Any]]:
+        self.calls.append(("list_activities", kwargs))
+        after = kwargs.get("created_after")
+        return [a for a in self.activities if after is None or a["createTime"] > after]
+
+    def send_message(self, sid: str, prompt: str) -> None:
+        self.calls.append(("send_message", prompt))
+        self.sent.append(prompt)
+        if self.echo_messages:
+            self.activities.append(
+                {
+                    "id": f"u{len(self.sent)}",
+                    "createTime": "2026-01-01T00:00:02Z",
+                    "originator": "user",
+                    "userMessaged": {"userMessage": prompt},
+                }
+            )
+
+    def approve_plan(self, sid: str) -> None:
+        self.calls.append(("approve_plan", sid))
+
+    def archive_session(self, sid: str) -> dict[str, Any]:
+        self.calls.append(("archive_session", sid))
+        return {}
+
+    def delete_session(self, sid: str) -> None:
+        self.calls.append(("delete_session", sid))
+
+    def list_sessions(self, **kwargs: Any) -> list[dict[str, Any]]:
+        self.calls.append(("list_sessions", kwargs))
+        return []
+
+    # ------------------------------------------------------------------------------------------ async face
+    async def aget_session(self, session_id: str) -> dict[str, Any]:
+        self.calls.append(("get", session_id))
+        session, _ = FakeHook.polls[0]
+        if isinstance(session, BaseException):
+            FakeHook.polls.pop(0)
+            raise session
+        return dict(session)
+
+    async def alist_activities(
+        self, session_id: str, *, created_after: Any = None, new_session: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.calls.append(("list", created_after))
+        _, activities = FakeHook.polls.pop(0) if len(FakeHook.polls) > 1 else FakeHook.polls[0]
+        if isinstance(activities, BaseException):
+            raise activities
+        for a in activities:
+            yield a
+
+    async def aarchive_session(self, session_id: str) -> dict[str, Any]:
+        self.calls.append(("archive", session_id))
+        return {}
+
+    async def adelete_session(self, session_id: str) -> None:
+        self.calls.append(("delete", session_id))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def install_hook(monkeypatch: Any, hook: Any) -> Any:
+    """Every hook a task builds from its connection id is ``hook`` (a :class:`FakeHook` or a mock)."""
+    import airflow_provider_jules.hooks.jules as hooks
+
+    monkeypatch.setattr(hooks, "JulesHook", lambda *args, **kwargs: hook)
+    return hook
+
+
+def wait_options(**overrides: Any) -> WaitOptions:
+    """Checked wait options for a follower built directly (an operator's defaults, not deferrable)."""
+    values: dict[str, Any] = {
+        "target_states": ["COMPLETED"],
+        "poll_interval": 7,
+        "timeout": 3600,
+        "on_timeout": "archive",
+        "on_kill_action": "archive",
+        "deferrable": False,
+        "inline_patch_limit": 100_000,
+        "max_poll_errors": 5,
+        "artifacts_path": None,
+    }
+    values.update(overrides)
+    return WaitOptions.check(**values)

@@ -23,10 +23,12 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_jules._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_jules.client.errors import JulesConfigError, JulesError
 from airflow_provider_jules.client.models import session_id
+from airflow_provider_jules.failures import fail_fast
+from airflow_provider_jules.follower import JulesConnectionMixin, SessionFollower, push_session
 from airflow_provider_jules.links.jules import JulesPullRequestLink, JulesSessionLink
+from airflow_provider_jules.options import WaitOptions, default_deferrable
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT
-from airflow_provider_jules.session_wait import SessionWaitMixin, default_deferrable, fail_fast, seconds
-from airflow_provider_jules.watch import Watch
+from airflow_provider_jules.watch import EventStatus, Watch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 
 
-class JulesSessionSensor(SessionWaitMixin, BaseSensorOperator):
+class JulesSessionSensor(JulesConnectionMixin, BaseSensorOperator):
     """Wait for a Jules session to reach one of ``target_states``.
 
     :param session_id: the session (templated).
@@ -96,88 +98,108 @@ class JulesSessionSensor(SessionWaitMixin, BaseSensorOperator):
         self.inline_patch_limit = inline_patch_limit
         self.artifacts_path = artifacts_path
         self.max_poll_errors = max_poll_errors
-        # A sensor observes: questions do not end the wait, nothing is answered, nothing judged "no change".
-        self.stall_timeout = None
-        self.on_user_feedback = "wait"
-        self.auto_reply = None
-        self.on_no_changes = "succeed"
-        self._followed_session = None
+        self._following: _SensorFollower | None = None
         self._poke_watch: Watch | None = None
-        self._latest_only = False
         self._pushed = False
 
-    # ------------------------------------------------------------------------------------ the wait's shape
-    def _poll_seconds(self) -> float:
-        return seconds("poke_interval", self.poke_interval) or 1.0
-
-    def _target_states(self) -> list[str]:
-        return [str(s) for s in self.target_states]
-
-    def _stop_on_feedback(self) -> bool:
-        return False
-
-    def _validate(self) -> str:
-        sid = session_id(self.session_id)
-        states = self.target_states
-        if isinstance(states, str) or not states or not all(isinstance(s, str) and s for s in states):
-            raise JulesConfigError(
-                "target_states must be a non-empty list of states, e.g. ['AWAITING_PLAN_APPROVAL'], "
-                f"got {states!r}."
-            )
-        self._validate_wait_args()
-        return sid
-
-    # ------------------------------------------------------------------------------------ execute / poke
+    # ------------------------------------------------------------------------------------ called by Airflow
     def execute(self, context: Context) -> Any:
-        try:
-            sid = self._validate()
-        except (JulesError, ValueError) as exc:
-            raise fail_fast(exc) from exc
-        self._followed_session = sid
+        sid, follower = self._follower()
+        follower.followed = sid
         if not self.deferrable:
             return super().execute(context)  # poke or reschedule, with the sensor's own timeout rules
-        watch = self._new_watch(sid)
-        event = self._poll_once(watch, None)
-        self._push_read_session(context)
+        watch = follower.new_watch(sid)
+        event = follower.poll_once(watch)
+        self._push_read_session(context, follower)
         if event is None:
-            self._defer_to_trigger(watch)
-        return self._finish(context, event)
+            follower.defer(watch)
+        return follower.finish(context, event)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        follower = self._following or self._follower()[1]
         watch = self._poke_watch
         if watch is None:
             # The sensor's own timeout rules (poke and reschedule): the watch has no deadline of its own.
-            watch = self._poke_watch = self._new_watch(session_id(self.session_id))
+            watch = self._poke_watch = follower.new_watch(session_id(self.session_id))
             watch.end_time = None
             # Reschedule mode runs each poke in a new process, without the cursor of the last one: log
             # Jules's latest activity instead of the whole history at every poke.
-            self._latest_only = self.reschedule
-        event = self._poll_once(watch, None)
-        self._latest_only = False
-        self._push_read_session(context)
+            follower.latest_only = self.reschedule
+        event = follower.poll_once(watch)
+        follower.latest_only = False
+        self._push_read_session(context, follower)
         if event is None:
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
+        return PokeReturnValue(is_done=True, xcom_value=follower.finish(context, event))
 
-    def _push_read_session(self, context: Context) -> None:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, jules_state: Json | None = None
+    ) -> Json:
+        """Resume after the trigger: check the event against the allow-list; the session id comes from it."""
+        return self._follower()[1].resume(context, event, jules_state)
+
+    def on_kill(self) -> None:
+        """The worker-side kill: the session gets ``on_kill_action`` (default ``keep``), best effort."""
+        if self._following is not None:
+            self._following.on_kill()
+
+    # ------------------------------------------------------------------------------------ the follower
+    def _follower(self) -> tuple[str, _SensorFollower]:
+        """The session id and the sensor's follower, its arguments checked before any request."""
+        try:
+            sid = session_id(self.session_id)
+            states = self.target_states
+            if isinstance(states, str) or not states or not all(isinstance(s, str) and s for s in states):
+                raise JulesConfigError(
+                    "target_states must be a non-empty list of states, e.g. ['AWAITING_PLAN_APPROVAL'], "
+                    f"got {states!r}."
+                )
+            options = WaitOptions.check(
+                target_states=states,
+                poll_interval=self.poke_interval,
+                poll_name="poke_interval",
+                timeout=self.timeout,
+                on_timeout=self.on_timeout,
+                on_kill_action=self.on_kill_action,
+                deferrable=self.deferrable,
+                inline_patch_limit=self.inline_patch_limit,
+                max_poll_errors=self.max_poll_errors,
+                artifacts_path=self.artifacts_path,
+            )
+            follower = _SensorFollower(self, options, hook=self.hook, conn_id=self.jules_conn_id)
+        except (JulesError, ValueError) as exc:
+            raise fail_fast(exc) from exc
+        follower.soft_fail = self.soft_fail
+        self._following = follower
+        return sid, follower
+
+    def _push_read_session(self, context: Context, follower: SessionFollower) -> None:
         """The session's id and links to XCom once per process, from the poll's own read (no extra
         request; a reschedule clears the XComs, so each poke process pushes them again)."""
-        if not self._pushed and self._last_session is not None:
-            self._push_session(context, self._last_session)
+        if not self._pushed and follower.last_session is not None:
+            push_session(context, follower.last_session)
             self._pushed = True
 
-    def _log_activities(self, activities: Iterable[Json]) -> None:
-        super()._log_activities(list(activities)[-1:] if self._latest_only else activities)
 
-    # ------------------------------------------------------------------------------------ judging
-    def _judge(self, context: Context, status: str, result: Json) -> Json:
-        if status == "timeout":
-            message = f"Jules session {result['session_id']} did not reach {self._target_states()} in time."
+class _SensorFollower(SessionFollower):
+    """A sensor observes: questions do not end the wait, nothing is answered, nothing is reviewed; running
+    out of time is a sensor timeout, and ``soft_fail`` turns a failure into a skip."""
+
+    soft_fail = False
+    latest_only = False  # log only the latest activity of a poll (reschedule mode's first poke)
+
+    def log_activities(self, activities: Iterable[Json]) -> None:
+        super().log_activities(list(activities)[-1:] if self.latest_only else activities)
+
+    def judge(self, context: Context, status: str, result: Json) -> Json:
+        if status == EventStatus.TIMEOUT:
+            targets = list(self.options.target_states)
+            message = f"Jules session {result['session_id']} did not reach {targets} in time."
             if self.soft_fail:
                 raise AirflowSkipException(message + " Skipping (soft_fail=True).")
             raise AirflowSensorTimeout(message)
         try:
-            return super()._judge(context, status, result)
+            return super().judge(context, status, result)
         except AirflowSkipException:
             raise
         except AirflowException as exc:

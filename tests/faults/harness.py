@@ -336,7 +336,7 @@ class Harness:
         """One try of the task instance: execute, then every deferral and resume, until it ends."""
         op = self._operator(plan)
         if crash and plan.crash == "after_create":
-            _crash_before(op, "_wait")
+            _crash_before_wait(op)
         elif crash and plan.crash == "mid_wait":
             _crash_after_polls(op, plan.crash_after_polls)
 
@@ -471,17 +471,43 @@ def _crash_before(op: JulesCreateSessionOperator, method: str) -> None:
     setattr(op, method, crash)
 
 
+def _on_followers(op: JulesCreateSessionOperator, change: Callable[[Any], None]) -> None:
+    """Apply ``change`` to every follower the operator builds (the wait is the follower's)."""
+    make = op._follower
+
+    def follower() -> Any:
+        built = make()
+        change(built)
+        return built
+
+    op._follower = follower  # type: ignore[method-assign]
+
+
+def _crash_before_wait(op: JulesCreateSessionOperator) -> None:
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise WorkerCrash("worker died before _wait")
+
+    def change(follower: Any) -> None:
+        follower.follow = crash
+
+    _on_followers(op, change)
+
+
 def _crash_after_polls(op: JulesCreateSessionOperator, polls: int) -> None:
-    real = op._poll_once
     seen = {"n": 0}
 
-    def poll(*args: Any, **kwargs: Any) -> Any:
-        seen["n"] += 1
-        if seen["n"] > polls:
-            raise WorkerCrash(f"worker died after {polls} polls")
-        return real(*args, **kwargs)
+    def change(follower: Any) -> None:
+        real = follower.poll_once
 
-    op._poll_once = poll  # type: ignore[method-assign]
+        def poll(*args: Any, **kwargs: Any) -> Any:
+            seen["n"] += 1
+            if seen["n"] > polls:
+                raise WorkerCrash(f"worker died after {polls} polls")
+            return real(*args, **kwargs)
+
+        follower.poll_once = poll
+
+    _on_followers(op, change)
 
 
 async def _bounded(agen: Any, limit: int) -> Any:

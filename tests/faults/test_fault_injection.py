@@ -197,8 +197,8 @@ def test_control_dropped_log_line_is_a_lost_event(harness: Harness, monkeypatch:
     def forgetful(activity: dict[str, Any]) -> str | None:
         return None if "planGenerated" in activity else format_activity(activity)
 
-    monkeypatch.setattr("airflow_provider_jules.triggers.jules.format_activity", forgetful)
-    monkeypatch.setattr("airflow_provider_jules.session_wait.format_activity", forgetful)
+    # The trigger and the worker both write their lines through activity_log.log_activities.
+    monkeypatch.setattr("airflow_provider_jules.activity_log.format_activity", forgetful)
     totals = _control(harness, [_plan(4, scenario="happy", deferrable=True)])
     assert totals["lost_events"] >= 1, totals
 
@@ -207,9 +207,9 @@ def test_control_failures_judged_as_success_are_wrong_outcomes(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A provider that lets a FAILED session pass gives wrong outcomes: we see them."""
-    from airflow_provider_jules.operators.jules import JulesCreateSessionOperator
+    from airflow_provider_jules.follower import SessionFollower
 
-    monkeypatch.setattr(JulesCreateSessionOperator, "_judge", lambda self, status, result: result)
+    monkeypatch.setattr(SessionFollower, "judge", lambda self, status, result: result)
     totals = _control(harness, [_plan(5, scenario="failure", deferrable=False)])
     assert totals["wrong_outcomes"] == 1, totals
 

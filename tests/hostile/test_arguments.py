@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_provider_jules import _validation
 from airflow_provider_jules.client import JulesConfigError
 from airflow_provider_jules.client import _core as core
+from airflow_provider_jules.client import validation as _validation
 from airflow_provider_jules.hooks.jules import JulesHook
 from airflow_provider_jules.operators.jules import JulesCreateSessionOperator, JulesSendMessageOperator
 from tests.hostile.conftest import KEY

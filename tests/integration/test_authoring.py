@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import install_hook
 from tests.integration.conftest import REPO, complete_after_reads, load_dag_module, run_dag
 
 SENSOR_MODES = ["poke", "reschedule", "deferrable"]
@@ -77,7 +78,7 @@ def test_sensor_exponential_backoff_spaces_the_pokes_out(dags, sim, mode, capfd)
     assert min(intervals) >= 1 and max(intervals) >= 2, intervals
 
 
-def test_sensor_deferrable_trigger_polls_every_poke_interval(dags):
+def test_sensor_deferrable_trigger_polls_every_poke_interval(monkeypatch, dags):
     from airflow_provider_jules._compat import TaskDeferred
 
     sensor = dags.jules_sensor_target_deferrable.task_dict["wait"]
@@ -92,7 +93,7 @@ def test_sensor_deferrable_trigger_polls_every_poke_interval(dags):
         "updateTime": "2026-01-01T00:00:00Z",
     }
     hook.list_activities.return_value = []
-    sensor.__dict__["hook"] = hook
+    install_hook(monkeypatch, hook)
     with pytest.raises(TaskDeferred) as info:
         sensor.execute({"ti": mock.MagicMock()})
     _, kwargs = info.value.trigger.serialize()

@@ -16,6 +16,8 @@ from unittest import mock
 import pytest
 
 from airflow_provider_jules._compat import AirflowFailException, TaskDeferred
+from airflow_provider_jules.follower import SessionFollower
+from airflow_provider_jules.operators._create import SessionCreator
 from airflow_provider_jules.operators.jules import (
     JulesApprovePlanOperator,
     JulesCreateSessionOperator,
@@ -26,6 +28,7 @@ from airflow_provider_jules.operators.jules import (
     run_marker,
 )
 from airflow_provider_jules.sensors.jules import JulesSessionSensor
+from tests.fakes import install_hook, wait_options
 
 
 def test_sensor_takes_the_arguments_of_every_airflow_sensor():
@@ -74,32 +77,32 @@ def _hook(state: str) -> mock.MagicMock:
     return hook
 
 
-def test_sensor_poke_returns_the_result_as_its_xcom():
+def test_sensor_poke_returns_the_result_as_its_xcom(monkeypatch):
     sensor = JulesSessionSensor(task_id="s", session_id="123", target_states=["AWAITING_PLAN_APPROVAL"])
-    sensor.__dict__["hook"] = _hook("AWAITING_PLAN_APPROVAL")
+    install_hook(monkeypatch, _hook("AWAITING_PLAN_APPROVAL"))
     value = sensor.poke({"ti": mock.MagicMock()})
     assert value.is_done and value.xcom_value["outcome"] == "awaiting_plan_approval"
 
 
-def test_sensor_poke_is_not_done_while_the_session_works():
+def test_sensor_poke_is_not_done_while_the_session_works(monkeypatch):
     sensor = JulesSessionSensor(task_id="s", session_id="123")
-    sensor.__dict__["hook"] = _hook("IN_PROGRESS")
+    install_hook(monkeypatch, _hook("IN_PROGRESS"))
     assert not sensor.poke({"ti": mock.MagicMock()})
 
 
 @pytest.mark.parametrize("states", ["COMPLETED", [], [""]])
-def test_sensor_rejects_bad_target_states_before_any_request(states):
+def test_sensor_rejects_bad_target_states_before_any_request(monkeypatch, states):
     sensor = JulesSessionSensor(task_id="s", session_id="123", target_states=states, deferrable=True)
     hook = _hook("IN_PROGRESS")
-    sensor.__dict__["hook"] = hook
+    install_hook(monkeypatch, hook)
     with pytest.raises(AirflowFailException, match="target_states"):
         sensor.execute({"ti": mock.MagicMock()})
     assert hook.method_calls == []
 
 
-def test_deferrable_sensor_defers_to_the_trigger_with_an_absolute_deadline():
+def test_deferrable_sensor_defers_to_the_trigger_with_an_absolute_deadline(monkeypatch):
     sensor = JulesSessionSensor(task_id="s", session_id="123", deferrable=True, poke_interval=9, timeout=60)
-    sensor.__dict__["hook"] = _hook("IN_PROGRESS")
+    install_hook(monkeypatch, _hook("IN_PROGRESS"))
     with pytest.raises(TaskDeferred) as info:
         sensor.execute({"ti": mock.MagicMock()})
     _, kwargs = info.value.trigger.serialize()
@@ -181,10 +184,10 @@ def _create(**kwargs: Any) -> JulesCreateSessionOperator:
         ({"max_poll_errors": True}, "max_poll_errors"),
     ],
 )
-def test_bad_arguments_fail_before_any_request_naming_the_argument(kwargs, fragment):
+def test_bad_arguments_fail_before_any_request_naming_the_argument(monkeypatch, kwargs, fragment):
     op = _create(**kwargs)
     hook = mock.MagicMock()
-    op.__dict__["hook"] = hook
+    install_hook(monkeypatch, hook)
     with pytest.raises(AirflowFailException, match=fragment):
         op.execute({"ti": mock.MagicMock()})
     assert hook.method_calls == []
@@ -200,12 +203,13 @@ def _activity(n: int) -> dict[str, Any]:
 
 
 def test_a_wait_that_ends_before_streaming_logs_what_it_missed_once(capfd):
-    """A deadline or stall during failed polls ends the wait before the stream caught up: _finish logs the
-    activities after the event's cursor, and only those."""
+    """A deadline or stall during failed polls ends the wait before the stream caught up: the follower's
+    finish logs the activities after the event's cursor, and only those."""
     op = _create(deferrable=True, stall_timeout=5, on_timeout="keep")
     hook = _hook("IN_PROGRESS")
     hook.list_activities.return_value = [_activity(1), _activity(2), _activity(3)]
-    op.__dict__["hook"] = hook
+    options = wait_options(deferrable=True, stall_timeout=5, on_timeout="keep")
+    follower = SessionFollower(op, options, hook=hook, conn_id="jules_default")
     event = {
         "status": "timeout",
         "reason": "stall",
@@ -214,7 +218,7 @@ def test_a_wait_that_ends_before_streaming_logs_what_it_missed_once(capfd):
         "cursor": "2026-01-01T00:00:01.000000Z",  # activity 1 was streamed by the trigger
     }
     with pytest.raises(Exception, match="timed_out"):
-        op.execute_complete({"ti": mock.MagicMock()}, event)
+        follower.resume({"ti": mock.MagicMock()}, event)
     out = "".join(capfd.readouterr())
     assert re.findall(r"\[Jules\] Progress: Step \d", out) == [
         "[Jules] Progress: Step 2",
@@ -242,6 +246,6 @@ def test_a_marker_search_that_hits_its_cap_says_so(capfd):
     hook.list_sessions.return_value = iter(
         {"id": str(i), "title": f"Other task [airflow-{i:016x}]"} for i in range(600)
     )
-    op.__dict__["hook"] = hook
-    assert op._find_by_marker("airflow-ffffffffffffffff", attempts=1) is None
+    creator = SessionCreator(hook, op.log, adopt=True, waits=(0.0,))
+    assert creator.find_by_marker("airflow-ffffffffffffffff", attempts=1) is None
     assert "in the 500 most recent sessions only" in "".join(capfd.readouterr())

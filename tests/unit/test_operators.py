@@ -2,72 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
 
 from airflow_provider_jules._compat import AirflowException, AirflowFailException, TaskDeferred
+from airflow_provider_jules.follower import SessionFollower
 from airflow_provider_jules.operators.jules import (
     JulesCreateSessionOperator,
     JulesSendMessageOperator,
     JulesSessionError,
     run_marker,
 )
+from tests.fakes import FakeHook, install_hook, wait_options
 
 SID = "14550388554331055113"
-
-
-class FakeHook:
-    def __init__(self, states: list[str]) -> None:
-        self.states = states
-        self.calls: list[tuple[str, Any]] = []
-
-    def get_source(self, source: str) -> dict[str, Any]:
-        self.calls.append(("get_source", source))
-        return {"name": source, "githubRepo": {"defaultBranch": {"displayName": "develop"}}}
-
-    def create_session(self, prompt: str, **fields: Any) -> dict[str, Any]:
-        self.calls.append(("create_session", fields))
-        return {
-            "id": SID,
-            "name": f"sessions/{SID}",
-            "state": "QUEUED",
-            "url": f"https://jules.google.com/session/{SID}",
-        }
-
-    def get_session(self, sid: str) -> dict[str, Any]:
-        self.calls.append(("get_session", sid))
-        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
-        return {
-            "id": sid,
-            "name": f"sessions/{sid}",
-            "state": state,
-            "url": f"https://jules.google.com/session/{sid}",
-            "updateTime": "2026-01-01T00:00:00Z",
-        }
-
-    def list_activities(self, sid: str, **kwargs: Any) -> list[dict[str, Any]]:
-        self.calls.append(("list_activities", kwargs))
-        return []
-
-    def send_message(self, sid: str, prompt: str) -> None:
-        self.calls.append(("send_message", prompt))
-
-    def archive_session(self, sid: str) -> dict[str, Any]:
-        self.calls.append(("archive_session", sid))
-        return {}
-
-    def delete_session(self, sid: str) -> None:
-        self.calls.append(("delete_session", sid))
-
-    def list_sessions(self, **kwargs: Any) -> list[dict[str, Any]]:
-        self.calls.append(("list_sessions", kwargs))
-        return []
 
 
 def context(try_number: int = 1) -> dict[str, Any]:
@@ -75,18 +31,17 @@ def context(try_number: int = 1) -> dict[str, Any]:
     return {"ti": ti}
 
 
-def operator(hook: FakeHook, **kwargs: Any) -> JulesCreateSessionOperator:
+def operator(monkeypatch: pytest.MonkeyPatch, hook: FakeHook, **kwargs: Any) -> JulesCreateSessionOperator:
     kwargs.setdefault("deferrable", True)
-    op = JulesCreateSessionOperator(
+    install_hook(monkeypatch, hook)
+    return JulesCreateSessionOperator(
         task_id="t", prompt="Fix it", source="acme/web", poll_interval=7, **kwargs
     )
-    op.__dict__["hook"] = hook
-    return op
 
 
-def test_execute_creates_pushes_ids_and_defers_with_absolute_deadline():
-    hook = FakeHook(["QUEUED"])
-    op = operator(hook, timeout=3600)
+def test_execute_creates_pushes_ids_and_defers_with_absolute_deadline(monkeypatch):
+    hook = FakeHook(states=["QUEUED"])
+    op = operator(monkeypatch, hook, timeout=3600)
     ctx = context()
     before = time.time()
     with pytest.raises(TaskDeferred) as info:
@@ -108,9 +63,9 @@ def test_execute_creates_pushes_ids_and_defers_with_absolute_deadline():
     assert create["title"] == f"Airflow d.t run r [{run_marker('d', 'r', 't', -1)}]"
 
 
-def test_already_terminal_session_finishes_without_deferring():
-    hook = FakeHook(["COMPLETED"])
-    op = operator(hook)
+def test_already_terminal_session_finishes_without_deferring(monkeypatch):
+    hook = FakeHook(states=["COMPLETED"])
+    op = operator(monkeypatch, hook)
     with mock.patch.object(JulesCreateSessionOperator, "defer") as defer:
         result = op.execute(context())
     defer.assert_not_called()
@@ -120,30 +75,32 @@ def test_already_terminal_session_finishes_without_deferring():
 @pytest.mark.parametrize(
     "event", [None, {}, {"status": "success", "session_id": SID}, {"status": "target"}, "x"]
 )
-def test_execute_complete_rejects_events_outside_the_allow_list(event):
-    op = operator(FakeHook(["COMPLETED"]))
+def test_execute_complete_rejects_events_outside_the_allow_list(monkeypatch, event):
+    op = operator(monkeypatch, FakeHook(states=["COMPLETED"]))
     with pytest.raises(AirflowException, match="Jules trigger"):
         op.execute_complete(context(), event=event)
 
 
-def test_execute_complete_takes_the_session_id_from_the_event():
-    hook = FakeHook(["COMPLETED"])
-    op = operator(hook)  # a fresh instance, as on resume
+def test_execute_complete_takes_the_session_id_from_the_event(monkeypatch):
+    hook = FakeHook(states=["COMPLETED"])
+    op = operator(monkeypatch, hook)  # a fresh instance, as on resume
     result = op.execute_complete(context(), event={"status": "target", "session_id": "777"})
     assert result["session_id"] == "777"
     assert ("get_session", "777") in hook.calls
 
 
-def test_failed_event_raises_named_error_with_link():
-    hook = FakeHook(["FAILED"])
+def test_failed_event_raises_named_error_with_link(monkeypatch):
+    hook = FakeHook(states=["FAILED"])
     with pytest.raises(JulesSessionError) as info:
-        operator(hook).execute_complete(context(), event={"status": "terminal", "session_id": SID})
+        operator(monkeypatch, hook).execute_complete(
+            context(), event={"status": "terminal", "session_id": SID}
+        )
     assert info.value.outcome == "failed"
     assert f"https://jules.google.com/session/{SID}" in str(info.value)
 
 
-def test_polling_error_event_is_retryable_api_error_is_not():
-    op = operator(FakeHook(["IN_PROGRESS"]))
+def test_polling_error_event_is_retryable_api_error_is_not(monkeypatch):
+    op = operator(monkeypatch, FakeHook(states=["IN_PROGRESS"]))
     with pytest.raises(AirflowException) as info:
         op.execute_complete(
             context(), event={"status": "error", "reason": "polling_errors", "session_id": SID}
@@ -154,12 +111,11 @@ def test_polling_error_event_is_retryable_api_error_is_not():
         op.execute_complete(context(), event={"status": "error", "reason": "api_error", "session_id": SID})
 
 
-def test_send_message_waits_only_after_the_session_changed():
-    hook = FakeHook(["COMPLETED"])
+def test_send_message_waits_only_after_the_session_changed(monkeypatch):
+    hook = install_hook(monkeypatch, FakeHook(states=["COMPLETED"]))
     op = JulesSendMessageOperator(
         task_id="m", session_id=SID, prompt="More", wait_for_completion=True, deferrable=True, poll_interval=1
     )
-    op.__dict__["hook"] = hook
     with pytest.raises(TaskDeferred) as info:
         op.execute(context())
     # The session still shows COMPLETED from before the message: not an end; the trigger waits for a change.
@@ -171,7 +127,7 @@ def test_operator_module_import_pulls_in_no_http_stack():
     code = (
         "import sys, json; import airflow.sdk; before = set(sys.modules);"
         "import airflow_provider_jules.operators.jules, airflow_provider_jules.sensors.jules;"
-        "import airflow_provider_jules.decorators.jules, airflow_provider_jules.session_wait;"
+        "import airflow_provider_jules.decorators.jules, airflow_provider_jules.follower;"
         "print(json.dumps(sorted(set(sys.modules) - before)));"
         "print(json.dumps('requests' in sys.modules))"
     )
@@ -196,16 +152,42 @@ def test_operator_module_import_pulls_in_no_http_stack():
     ("action", "call"), [("archive", "archive_session"), ("delete", "delete_session"), ("keep", None)]
 )
 def test_on_kill_in_the_worker_stops_the_followed_session_as_told(action, call):
-    hook = FakeHook(["IN_PROGRESS"])
-    op = operator(hook, deferrable=False, on_kill_action=action)
-    op._followed_session = SID  # set by the wait, which a kill interrupts
-    op.on_kill()
+    hook = FakeHook(states=["IN_PROGRESS"])
+    task = JulesCreateSessionOperator(task_id="t", prompt="Fix it", source="acme/web")
+    follower = SessionFollower(task, wait_options(on_kill_action=action), hook=hook, conn_id="jules_default")
+    follower.followed = SID  # set by the wait, which a kill interrupts
+    follower.on_kill()
     assert [c for c in hook.calls if c[0] in ("archive_session", "delete_session")] == (
         [(call, SID)] if call else []
     )
 
 
-def test_on_kill_before_any_session_does_nothing():
-    hook = FakeHook(["IN_PROGRESS"])
-    operator(hook).on_kill()
+def test_on_kill_before_any_session_does_nothing(monkeypatch):
+    hook = FakeHook(states=["IN_PROGRESS"])
+    operator(monkeypatch, hook).on_kill()
     assert hook.calls == []
+
+
+# ---------------------------------------------------------------------------------------------- the parts
+def test_wait_options_are_checked_once_and_frozen():
+    options = wait_options(poll_interval=timedelta(seconds=9), stall_timeout=timedelta(minutes=1))
+    assert (options.poll_interval, options.stall_timeout, options.target_states) == (
+        9.0,
+        60.0,
+        ("COMPLETED",),
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.timeout = 1.0  # type: ignore[misc]
+
+
+def test_a_follower_defers_to_the_trigger_with_the_tasks_connection_and_options():
+    hook = FakeHook(states=["IN_PROGRESS"])
+    task = JulesCreateSessionOperator(task_id="t", prompt="Fix it", source="acme/web")
+    follower = SessionFollower(task, wait_options(deferrable=True), hook=hook, conn_id="my_jules")
+    assert follower.review is None  # no person in the loop: no review at all
+    with pytest.raises(TaskDeferred) as info:
+        follower.follow(context(), follower.new_watch(SID))
+    _, kwargs = info.value.trigger.serialize()
+    assert kwargs["jules_conn_id"] == "my_jules" and kwargs["poll_interval"] == 7.0
+    assert info.value.kwargs is None  # no review state to carry
+    assert follower.followed == SID

@@ -10,6 +10,7 @@ from unittest import mock
 
 import pytest
 
+from airflow_provider_jules import history as hist
 from airflow_provider_jules import review as rv
 from airflow_provider_jules._compat import (
     AirflowException,
@@ -18,6 +19,8 @@ from airflow_provider_jules._compat import (
     TaskDeferred,
 )
 from airflow_provider_jules.operators.jules import JulesCreateSessionOperator, JulesSendMessageOperator
+from airflow_provider_jules.review import ReviewOptions, ReviewState
+from tests.fakes import FakeHook, install_hook
 
 SID = "14550388554331055113"
 PATCH = "".join(
@@ -132,20 +135,20 @@ def test_change_requests_already_sent_are_read_from_the_session_history():
         act("userMessaged", "u2", userMessage="yes"),
         act("sessionCompleted", "c2"),
     ]
-    assert rv.completions_answered(history) == (1, False)
-    assert rv.completions_answered([*history, act("userMessaged", "u3", userMessage="x")]) == (2, True)
+    assert hist.completions_answered(history) == (1, False)
+    assert hist.completions_answered([*history, act("userMessaged", "u3", userMessage="x")]) == (2, True)
 
 
 def test_a_question_counts_as_answered_only_when_a_message_follows_it():
     history = [act("agentMessaged", "q1", agentMessage="?"), act("progressUpdated", "p")]
-    assert not rv.question_answered(history, "q1")
-    assert rv.question_answered([*history, act("userMessaged", "u", userMessage="y")], "q1")
+    assert not hist.question_answered(history, "q1")
+    assert hist.question_answered([*history, act("userMessaged", "u", userMessage="y")], "q1")
 
 
 def test_a_plan_is_pending_until_approved():
-    assert rv.plan_pending([act("planGenerated", "p1")])
-    assert not rv.plan_pending([act("planGenerated", "p1"), act("planApproved", "a1")])
-    assert not rv.plan_pending([])
+    assert hist.plan_pending([act("planGenerated", "p1")])
+    assert not hist.plan_pending([act("planGenerated", "p1"), act("planApproved", "a1")])
+    assert not hist.plan_pending([])
 
 
 # ------------------------------------------------------------------------------------------ the wait
@@ -224,7 +227,7 @@ def test_ask_or_hitl_without_the_feature_fails_at_once_before_any_request(monkey
     monkeypatch.setattr("importlib.metadata.version", _versions(missing=rv.STANDARD_PROVIDER))
     op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, **kwargs)
     hook = mock.MagicMock()
-    op.__dict__["hook"] = hook
+    install_hook(monkeypatch, hook)
     with pytest.raises(AirflowFailException, match="apache-airflow-providers-standard"):
         op.execute({"ti": mock.MagicMock()})
     assert hook.mock_calls == []
@@ -233,7 +236,21 @@ def test_ask_or_hitl_without_the_feature_fails_at_once_before_any_request(monkey
 def test_without_ask_or_hitl_nothing_checks_for_the_feature(monkeypatch):
     monkeypatch.setattr("importlib.metadata.version", _versions(missing=rv.STANDARD_PROVIDER))
     op = JulesSendMessageOperator(task_id="t", session_id=SID, prompt="hello")
-    op._validate_wait_args()  # no error: the feature is needed only by "ask" and "hitl"
+    # No error: the feature is needed only by "ask" and "hitl".
+    options = ReviewOptions.check(
+        on_user_feedback=op.on_user_feedback,
+        wait_for_completion=op.wait_for_completion,
+        require_plan_approval=op.require_plan_approval,
+        question_timeout=op.question_timeout,
+        review=op.review,
+        review_timeout=op.review_timeout,
+        plan_review_timeout=op.plan_review_timeout,
+        review_plan=op.review_plan,
+        on_reject=op.on_reject,
+        on_reject_task=op.on_reject_task,
+        max_review_rounds=op.max_review_rounds,
+    )
+    assert not options.person_steps
 
 
 @pytest.mark.parametrize(
@@ -251,10 +268,10 @@ def test_without_ask_or_hitl_nothing_checks_for_the_feature(monkeypatch):
         ({"review": "hitl", "wait_for_completion": False}, "need wait_for_completion=True"),
     ],
 )
-def test_review_arguments_are_checked_before_any_request(kwargs, error):
+def test_review_arguments_are_checked_before_any_request(monkeypatch, kwargs, error):
     op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, **kwargs)
     hook = mock.MagicMock()
-    op.__dict__["hook"] = hook
+    install_hook(monkeypatch, hook)
     with pytest.raises(AirflowFailException, match=error.replace("(", r"\(").replace(")", r"\)")):
         op.execute({"ti": mock.MagicMock()})
     assert hook.mock_calls == []
@@ -273,45 +290,23 @@ def test_the_operators_module_does_not_import_the_standard_provider_at_parse_tim
 
 
 # ------------------------------------------------------------------------------------------ nothing twice
-class ReviewHook:
+def review_hook() -> FakeHook:
     """A completed session with one change; a sent message shows up in its activities (as in Jules)."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self.activities: list[dict[str, Any]] = [
+    return FakeHook(
+        states=["COMPLETED"],
+        session={"outputs": [{"pullRequest": {"url": "https://github.com/acme/web/pull/7"}}]},
+        activities=[
             {"id": "c1", "createTime": "2026-01-01T00:00:01Z", "originator": "agent", "sessionCompleted": {}},
-        ]
-
-    def get_session(self, sid: str) -> dict[str, Any]:
-        return {
-            "id": sid,
-            "state": "COMPLETED",
-            "url": f"https://jules.google.com/session/{sid}",
-            "updateTime": "2026-01-01T00:00:01Z",
-            "outputs": [{"pullRequest": {"url": "https://github.com/acme/web/pull/7"}}],
-        }
-
-    def list_activities(
-        self, sid: str, created_after: str | None = None, **kwargs: Any
-    ) -> list[dict[str, Any]]:
-        return [a for a in self.activities if created_after is None or a["createTime"] > created_after]
-
-    def send_message(self, sid: str, prompt: str) -> None:
-        self.sent.append(prompt)
-        self.activities.append(
-            {
-                "id": f"u{len(self.sent)}",
-                "createTime": "2026-01-01T00:00:02Z",
-                "originator": "user",
-                "userMessaged": {"userMessage": prompt},
-            }
-        )
+        ],
+        update_time="2026-01-01T00:00:01Z",
+        echo_messages=True,
+    )
 
 
-def test_a_replayed_change_request_is_sent_once_and_the_wait_resumes_deferred_with_the_rounds():
+def test_a_replayed_change_request_is_sent_once_and_the_wait_resumes_deferred_with_the_rounds(monkeypatch):
     op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, review="hitl", deferrable=True)
-    hook = ReviewHook()
-    op.__dict__["hook"] = hook
+    hook = review_hook()
+    install_hook(monkeypatch, hook)
     event = {
         "status": "target",
         "session_id": SID,
@@ -350,14 +345,55 @@ def test_a_replayed_change_request_is_sent_once_and_the_wait_resumes_deferred_wi
         assert "sim-key" not in json.dumps(kwargs) and "api_key" not in json.dumps(kwargs)
 
 
-def test_a_session_that_keeps_showing_an_answered_change_ends_the_task_instead_of_looping():
+def test_a_session_that_keeps_showing_an_answered_change_ends_the_task_instead_of_looping(monkeypatch):
     op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, review="hitl", deferrable=True)
-    hook = ReviewHook()
+    hook = review_hook()
     hook.activities.append(  # answered already, and every poll settles at once (a misbehaving API)
         {"id": "u0", "createTime": "2026-01-01T00:00:02Z", "userMessaged": {"userMessage": "x"}}
     )
-    op.__dict__["hook"] = hook
+    install_hook(monkeypatch, hook)
     event = {"status": "target", "session_id": SID, "state": "COMPLETED", "target_states": ["COMPLETED"]}
     with pytest.raises(AirflowException, match="kept showing a request that was already answered"):
         op.execute_complete({"ti": mock.MagicMock()}, event=event, jules_state={"rounds": [], "forms": 0})
     assert hook.sent == []
+
+
+# ------------------------------------------------------------------------------------------ stored state
+EVENT = {"status": "target", "session_id": SID, "state": "COMPLETED", "target_states": ["COMPLETED"]}
+ROUND = {
+    "round": 1,
+    "decision": "changes_requested",
+    "reviewer": "alice",
+    "feedback": "x",
+    "pull_request_url": None,
+}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"rounds": [], "forms": 0},
+        {"rounds": [ROUND], "forms": 2, "plan_done": True, "idle": 1},
+        {"rounds": [], "forms": 1, "step": "change", "event": EVENT, "round": 1},
+        {"rounds": [], "forms": 1, "step": "question", "event": EVENT, "question_id": "q1"},
+        {"forms": 3, "step": "plan", "event": EVENT},
+    ],
+)
+def test_a_stored_review_state_is_read_and_written_back_as_the_same_json(stored):
+    assert ReviewState.from_json(stored).to_json() == stored
+
+
+def test_a_new_wait_keeps_the_rounds_forms_plan_and_idle_count_only():
+    state = ReviewState.from_json(
+        {
+            "rounds": [ROUND],
+            "forms": 2,
+            "plan_done": True,
+            "idle": 1,
+            "step": "change",
+            "event": EVENT,
+            "round": 2,
+        }
+    )
+    assert state.kept().to_json() == {"rounds": [ROUND], "forms": 2, "plan_done": True, "idle": 1}
+    assert ReviewState(forms=None).kept().to_json() == {}

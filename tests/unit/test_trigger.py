@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_jules.client.errors import JulesNotFoundError, JulesServerError
 from airflow_provider_jules.triggers.jules import JulesSessionTrigger
+from tests.fakes import FakeHook
 
 SID = "14550388554331055113"
 CLASSPATH = "airflow_provider_jules.triggers.jules.JulesSessionTrigger"
@@ -25,47 +26,6 @@ def act(i: int, kind: str = "progressUpdated", originator: str = "agent", **payl
         "originator": originator,
         kind: body,
     }
-
-
-class FakeHook:
-    """Scripted async hook: one entry per poll, each a session dict (or an exception) and activities."""
-
-    instances: list[FakeHook] = []
-    polls: list[tuple[Any, list[dict[str, Any]]]] = []
-
-    def __init__(self, conn_id: str = "jules_default") -> None:
-        self.conn_id = conn_id
-        self.calls: list[tuple[str, Any]] = []
-        self.closed = False
-        FakeHook.instances.append(self)
-
-    async def aget_session(self, session_id: str) -> dict[str, Any]:
-        self.calls.append(("get", session_id))
-        session, _ = FakeHook.polls[0]
-        if isinstance(session, BaseException):
-            FakeHook.polls.pop(0)
-            raise session
-        return dict(session)
-
-    async def alist_activities(
-        self, session_id: str, *, created_after: Any = None, new_session: bool = False
-    ):
-        self.calls.append(("list", created_after))
-        _, activities = FakeHook.polls.pop(0) if len(FakeHook.polls) > 1 else FakeHook.polls[0]
-        if isinstance(activities, BaseException):
-            raise activities
-        for a in activities:
-            yield a
-
-    async def aarchive_session(self, session_id: str) -> dict[str, Any]:
-        self.calls.append(("archive", session_id))
-        return {}
-
-    async def adelete_session(self, session_id: str) -> None:
-        self.calls.append(("delete", session_id))
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture

@@ -1,27 +1,5 @@
-"""The review room: a person in the loop, on Airflow's own Required Actions page.
-
-Three kinds of form, all answered in the Airflow UI (or its REST API) and never while a worker slot is held:
-
-* a **question** (``on_user_feedback="ask"``): Jules's question, answered in a free-text field;
-* a **change review** (``review="hitl"``): the finished change, with Approve / Request changes / Reject;
-* a **plan review** (``review_plan="hitl"``): the plan's numbered steps, with Approve / Reject.
-
-The wait for the person is Airflow's: on Airflow >= 3.3 the task raises ``TaskAwaitingInput`` (state
-``awaiting_input``, no trigger; the scheduler enforces the timeout); on 3.1 and 3.2 it defers to the standard
-provider's ``HITLTrigger``. Both resume the operator in ``resume_from_person`` with the state this module
-keeps as plain JSON in the method kwargs (they live in the task instance row, so a triggerer restart loses
-nothing), and the round history also in the task state store (Airflow >= 3.3, for retries).
-
-**One form per task instance.** Airflow stores one HITL detail per task instance (its primary key is the
-task instance id, kept across tries); a second ``upsert`` only clears the earlier response and keeps the
-first subject, body and options. So every form a task opens after its first one *shows the first one's
-text and options*. This module therefore gives each task instance one stable form:
-
-* the options are fixed by the operator's configuration (:func:`form_options`), so every step finds the
-  options it needs;
-* the subject names the session; the body is written for the first request and says where the current one
-  is: the task log and the ``jules_request`` XCom (both always show the latest question, change or plan),
-  and the session and pull request links (whose pages always show the latest state).
+"""The forms of the review: what a person sees on the Required Actions page, how the task waits for the
+answer (:func:`open_form`) and how the answer is read (:func:`read_answer`). See the package docstring.
 
 Nothing here imports the standard provider at DAG-parse time: :func:`open_form` imports it when a form is
 needed, and :func:`hitl_missing` checks for it first.
@@ -30,20 +8,20 @@ needed, and :func:`hitl_missing` checks for it first.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_jules._compat import TaskAwaitingInput
+from airflow_provider_jules.jsontext import cut
+from airflow_provider_jules.marker import strip_marker
+from airflow_provider_jules.options import HITL
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
 Json = dict[str, Any]
 
-ASK = "ask"
-HITL = "hitl"
 APPROVE = "Approve"
 REQUEST_CHANGES = "Request changes"
 REJECT = "Reject"
@@ -57,9 +35,6 @@ ROUNDS_KEY = "jules_review_rounds"
 REVIEW_POLICIES = (None, HITL)
 ON_REJECT_ACTIONS = ("archive", "delete", "keep")
 ON_REJECT_TASK = ("fail", "skip")
-DEFAULT_MAX_REVIEW_ROUNDS = 3
-#: Jules completes an unapproved plan after about 10 minutes (quirk Q15): the plan form closes before that.
-DEFAULT_PLAN_REVIEW_TIMEOUT = timedelta(minutes=8)
 #: Forms one task instance may open (a re-opened form after an empty answer counts): every loop is bounded.
 MAX_FORMS = 100
 #: The standard provider release this provider's human-in-the-loop is built and tested on.
@@ -148,21 +123,14 @@ def form_params(*, ask: bool, review: bool) -> dict[str, Json]:
     return {MESSAGE: dict(param.serialize())}
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_MARKER = re.compile(r"\s*\[airflow-[0-9a-f]{16}\]\s*$")
-
-
 def title_of(result: Json) -> str:
     """The session's title without the provider's task-instance marker (see ``run_marker``)."""
-    title = _MARKER.sub("", str(result.get("title") or "")).strip()
+    title = strip_marker(str(result.get("title") or ""))
     return title or f"session {result.get('session_id')}"
 
 
 def subject_for(result: Json) -> str:
-    return _cut(f"Jules: {title_of(result)}", 200)
+    return cut(f"Jules: {title_of(result)}", 200)
 
 
 def _links(result: Json) -> str:
@@ -228,7 +196,7 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
         lines.append(
             f"\n**Diff excerpt** (first {len(excerpt)} lines; the full diff is on the pull request):\n"
         )
-        lines.append("```diff\n" + _cut("\n".join(excerpt), 6000).replace("```", "'''") + "\n```")
+        lines.append("```diff\n" + cut("\n".join(excerpt), 6000).replace("```", "'''") + "\n```")
         if more > 0:
             lines.append(f"*... {more} more lines.*")
     lines.append(
@@ -251,7 +219,7 @@ def plan_review_markdown(result: Json) -> str:
 
 
 def build_form(request_markdown: str, result: Json, options: list[str], params: dict[str, Json]) -> Form:
-    body = _cut(request_markdown, MAX_BODY_CHARS) + reuse_note(result)
+    body = cut(request_markdown, MAX_BODY_CHARS) + reuse_note(result)
     return Form(subject=subject_for(result), body=body, options=list(options), params=params)
 
 
@@ -351,51 +319,3 @@ def record_round(
             "pull_request_url": result.get("pull_request_url"),
         },
     ]
-
-
-def completions_answered(activities: list[Json]) -> tuple[int, bool]:
-    """From the session's own history: how many completions were followed by a message (change requests
-    already sent), and whether the latest completion was (so its change is no longer the one to review)."""
-    from airflow_provider_jules.client.models import activity_kind
-
-    count = 0
-    pending = False
-    latest_answered = False
-    for activity in activities:
-        kind = activity_kind(activity)
-        if kind == "sessionCompleted":
-            pending = True
-            latest_answered = False
-        elif kind == "userMessaged" and pending:
-            count += 1
-            pending = False
-            latest_answered = True
-    return count, latest_answered
-
-
-def question_answered(activities: list[Json], question_id: str | None) -> bool:
-    """Whether a message follows the question (sent by us earlier, or by someone in the Jules app)."""
-    from airflow_provider_jules.client.models import activity_kind
-
-    seen = question_id is None
-    for activity in activities:
-        if not seen:
-            seen = str(activity.get("id") or "") == question_id
-            continue
-        if activity_kind(activity) == "userMessaged":
-            return True
-    return False
-
-
-def plan_pending(activities: list[Json]) -> bool:
-    """A plan was generated and no approval follows the last one."""
-    from airflow_provider_jules.client.models import activity_kind
-
-    pending = False
-    for activity in activities:
-        kind = activity_kind(activity)
-        if kind == "planGenerated":
-            pending = True
-        elif kind == "planApproved":
-            pending = False
-    return pending
