@@ -25,6 +25,7 @@ from importlib.metadata import distributions, version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
 
@@ -93,9 +94,8 @@ def test_wheel_metadata_is_release_ready(work: Work) -> None:
     urls = {u.split(",")[0].strip(): u.split(",", 1)[1].strip() for u in meta.get_all("Project-URL") or []}
     assert set(urls) >= {"Source", "Documentation", "Changelog", "Issues"}, urls
     assert all(u.startswith("https://") for u in urls.values()), urls
-    requires = {
-        r.split(";")[0].split(">")[0].split("=")[0].strip() for r in meta.get_all("Requires-Dist") or []
-    }
+    # The names of the requirements (a range such as "httpx<0.30,>=0.27" is written in any order).
+    requires = {Requirement(r).name for r in meta.get_all("Requires-Dist") or []}
     assert {"apache-airflow", "requests", "tenacity", "httpx"} <= requires
     assert "[apache_airflow_provider]" in entry_points
     assert "pytest11" not in entry_points  # the simulator's fixtures are an opt-in plugin
