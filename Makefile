@@ -45,6 +45,7 @@ $(STAMP): pyproject.toml $(LOCK_FILE) | uv
 	VIRTUAL_ENV=$(VENV) uv pip install --quiet $(PINS) -e '.[test,docs]' "apache-airflow==$(AIRFLOW_VERSION)"
 	@if [ "$(LOCK_TAG)" = latest ] && [ -f constraints/airflow-$(AIRFLOW_VERSION).txt ]; then \
 		$(BIN)/python constraints/diff.py constraints/airflow-$(AIRFLOW_VERSION).txt; fi
+	@if [ "$(LOCK_TAG)" = locked ]; then $(BIN)/python constraints/diff.py --check $(LOCK); fi
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

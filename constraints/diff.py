@@ -2,7 +2,8 @@
 
 Run with the environment's own Python: ``python constraints/diff.py constraints/airflow-3.3.2.txt``. The
 lock is universal (one line per package and Python range), so each line's marker is evaluated here.
-Always exits 0: the differences are information, the test run that follows is the verdict.
+Exits 0: the differences are information, the test run that follows is the verdict. With ``--check``
+(``make test`` on a locked environment) it exits 1 when an installed release differs from the lock.
 """
 
 from __future__ import annotations
@@ -29,17 +30,28 @@ def locked(path: Path) -> dict[str, str]:
     return pins
 
 
-def main(path: Path) -> None:
+def differences(pins: dict[str, str], installed: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(name, locked, installed) for every locked package installed at another version."""
+    return sorted((n, pins[n], v) for n, v in installed.items() if n in pins and pins[n] != v)
+
+
+def main(path: Path, *, check: bool = False) -> int:
     pins = locked(path)
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
-    changed = sorted((n, pins[n], v) for n, v in installed.items() if n in pins and pins[n] != v)
+    changed = differences(pins, installed)
+    if check:
+        for name, pinned, now in changed:
+            print(f"{path}: {name} is {now}, the lock says {pinned} (run `make clean` or reinstall)")
+        return 1 if changed else 0
     added = sorted(n for n in installed if n not in pins and n != "airflow-provider-jules")
     print(f"{path}: {len(changed)} package(s) newer or older than the lock in this environment")
     for name, pinned, now in changed:
         print(f"  {name}: {pinned} (locked) -> {now}")
     if added:
         print(f"  not in the lock: {', '.join(added)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    args = sys.argv[1:]
+    sys.exit(main(Path(next(a for a in args if a != "--check")), check="--check" in args))
