@@ -38,7 +38,10 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_provider_jules.links.jules.JulesSessionLink",
             "airflow_provider_jules.links.jules.JulesPullRequestLink",
+            "airflow_provider_jules.links.jules.JulesFixLink",
         ],
+        "notifications": ["airflow_provider_jules.notifications.jules.JulesFixNotifier"],
+        "plugins": [{"name": "jules", "plugin-class": "airflow_provider_jules.plugins.jules.JulesPlugin"}],
         "connection-types": [
             {
                 "connection-type": "jules",

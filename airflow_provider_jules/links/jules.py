@@ -44,3 +44,42 @@ class JulesPullRequestLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         return _xcom_value(ti_key, PULL_REQUEST_URL_KEY)
+
+
+FIX_XCOM_KEY = "jules_fix"
+
+
+class JulesFixLink(BaseOperatorLink):
+    """ "Jules Fix" on every operator (a global link of the provider's plugin): the fix session that
+    :class:`~airflow_provider_jules.notifications.jules.JulesFixNotifier` opened or found for the task's
+    failure. Empty (greyed out) when the task instance has no ``jules_fix`` XCom.
+
+    Unlike the operators' links, a global link runs in the API server, so it reads the XCom from the
+    metadata database (the API server always has it).
+    """
+
+    name = "Jules Fix"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow_provider_jules.links.urls import check_session_url
+
+        value = _stored_xcom(ti_key, FIX_XCOM_KEY)
+        url = value.get("url") if isinstance(value, dict) else None
+        return check_session_url(url)[0] or ""
+
+
+def _stored_xcom(ti_key: Any, key: str) -> Any:
+    """One XCom value of the task instance ``ti_key``, read from the metadata database."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=ti_key.run_id,
+            key=key,
+            dag_ids=ti_key.dag_id,
+            task_ids=ti_key.task_id,
+            map_indexes=ti_key.map_index,
+        ).limit(1)
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)

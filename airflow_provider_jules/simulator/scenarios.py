@@ -69,8 +69,16 @@ def topic(s: Session) -> str:
     return "_".join(words[:3]) or "change"
 
 
+_FAILED_FILE = re.compile(r"^- DAG file: ([\w./-]+\.py)$", re.MULTILINE)
+
+
 def session_files(s: Session) -> list[str]:
-    """The files the planned change touches (three or four)."""
+    """The files the planned change touches: for a fix request (the JulesFixNotifier's prompt names the
+    failed DAG's file) that file and its test; otherwise three or four files named after the prompt."""
+    failed = _FAILED_FILE.search(s.prompt)
+    if failed:
+        path = failed.group(1)
+        return [path, f"tests/test_{path.rsplit('/', 1)[-1]}"]
     name = topic(s)
     mod = name.split("_")[0] or "feature"
     return [f"src/app/{mod}.py", f"tests/test_{mod}.py", "README.md", f"docs/{name}.md"][

@@ -1,0 +1,197 @@
+"""DAGs whose tasks fail on purpose, with JulesFixNotifier as their failure callback (issue #20 tests)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_jules.notifications.jules import JulesFixNotifier
+
+START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+SOURCE = "myorg/myrepo"
+BUDGET = float(os.environ.get("JULES_FIX_TEST_BUDGET", "15"))
+
+
+def load_rows(path: str) -> list[str]:
+    raise ValueError(f"no rows in {path}")
+
+
+def parse_config(raw: dict[str, str]) -> str:
+    return raw["region"]
+
+
+def notifier(**kwargs: object) -> JulesFixNotifier:
+    return JulesFixNotifier(**{"source": SOURCE, "time_budget": BUDGET, **kwargs})  # type: ignore[arg-type]
+
+
+def failing_dag(dag_id: str, **notifier_kwargs: object) -> DAG:
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        default_args={"on_failure_callback": notifier(**notifier_kwargs)},
+    ) as dag:
+
+        @task
+        def extract() -> None:
+            load_rows("s3://bucket/orders.csv")
+
+        extract()
+    return dag
+
+
+# One failure: ValueError raised in load_rows() of this file.
+jules_fix_value_error = failing_dag("jules_fix_value_error")
+
+# Three different failures in one run, each from its own frame.
+with DAG(
+    "jules_fix_three",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": notifier()},
+) as jules_fix_three:
+
+    @task
+    def rows() -> None:
+        load_rows("orders.csv")
+
+    @task
+    def config() -> None:
+        parse_config({})
+
+    @task
+    def divide() -> float:
+        return 1 / 0
+
+    rows()
+    config()
+    divide()
+
+# The same three failures under a daily cap of two.
+with DAG(
+    "jules_fix_capped",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": notifier(max_sessions_per_day=2)},
+) as jules_fix_capped:
+
+    @task
+    def rows_c() -> None:
+        load_rows("orders.csv")
+
+    @task
+    def config_c() -> None:
+        parse_config({})
+
+    @task
+    def divide_c() -> float:
+        return 1 / 0
+
+    rows_c()
+    config_c()
+    divide_c()
+
+# A connection password in the exception message.
+with DAG(
+    "jules_fix_secret",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": notifier(redact_patterns=[r"acct-\d{6}"])},
+) as jules_fix_secret:
+
+    @task
+    def login() -> None:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection("warehouse_db")
+        raise PermissionError(
+            f"login refused for postgresql://{conn.login}:{conn.password}@db.internal:5432/dw "
+            f"(password {conn.password}, account acct-123456)"
+        )
+
+    login()
+
+# The API answers after 40 s (a fault of the test): the notifier gives up after its 3 s.
+with DAG(
+    "jules_fix_slow",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": notifier(time_budget=3)},
+) as jules_fix_slow:
+
+    @task
+    def slow() -> None:
+        load_rows("slow.csv")
+
+    slow()
+
+# A task that succeeds: the notifier is never called.
+with DAG(
+    "jules_fix_success",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": notifier()},
+) as jules_fix_success:
+
+    @task
+    def fine() -> int:
+        return 1
+
+    fine()
+
+# Retries: the failure callback runs after the last try only.
+with DAG(
+    "jules_fix_retries",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={
+        "on_failure_callback": notifier(),
+        "retries": 2,
+        "retry_delay": datetime.timedelta(seconds=0),
+    },
+) as jules_fix_retries:
+
+    @task
+    def flaky() -> None:
+        load_rows("flaky.csv")
+
+    flaky()
+
+# No source and no git bundle: a warning, nothing opened.
+with DAG(
+    "jules_fix_no_source",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": JulesFixNotifier(time_budget=BUDGET)},
+) as jules_fix_no_source:
+
+    @task
+    def orphan() -> None:
+        load_rows("orphan.csv")
+
+    orphan()
+
+# A DAG-level callback: it runs without an exception.
+with DAG(
+    "jules_fix_dag_level",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    on_failure_callback=notifier(),
+) as jules_fix_dag_level:
+
+    @task
+    def broken() -> None:
+        parse_config({})
+
+    broken()
