@@ -1,0 +1,1 @@
+"""Self-healing pipelines: what JulesFixNotifier reads, writes and asks (docs: "Self-healing pipelines")."""
