@@ -301,3 +301,67 @@ def wait_options(**overrides: Any) -> WaitOptions:
     }
     values.update(overrides)
     return WaitOptions.check(**values)
+
+
+class FakeAccount:
+    """A Jules account's session list for the fix notifier's tests: ``list_sessions`` (archived ones left
+    out, as the API does), ``create_session`` (stamped with ``clock()``), ``archive_session`` and
+    ``get_source``; every call is recorded in ``calls``. ``on_create`` runs just before a create is stored
+    (a twin created by another worker at that moment)."""
+
+    def __init__(self, clock: Callable[[], float], sessions: list[Any] | None = None) -> None:
+        self.clock = clock
+        self.sessions: list[Any] = list(sessions or [])
+        self.calls: list[tuple[str, Any]] = []
+        self.on_create: Callable[[FakeAccount], None] | None = None
+        self.next_id = 1000
+
+    @staticmethod
+    def stamp(seconds: float) -> str:
+        from airflow_provider_jules.client.models import format_timestamp_ns
+
+        return format_timestamp_ns(int(seconds * 1e9))
+
+    def add(
+        self, title: str, *, age: float = 0.0, state: str = "IN_PROGRESS", **extra: Any
+    ) -> dict[str, Any]:
+        self.next_id += 1
+        sid = str(self.next_id)
+        session = {
+            "name": f"sessions/{sid}",
+            "id": sid,
+            "title": title,
+            "state": state,
+            "createTime": self.stamp(self.clock() - age),
+            "url": f"https://jules.google.com/session/{sid}",
+            **extra,
+        }
+        self.sessions.append(session)
+        return session
+
+    def list_sessions(self, *, page_size: int | None = None) -> Any:
+        self.calls.append(("list_sessions", page_size))
+        for s in list(self.sessions):
+            if not (isinstance(s, dict) and s.get("archived")):
+                yield s
+
+    def get_source(self, source: str) -> dict[str, Any]:
+        self.calls.append(("get_source", source))
+        return {"name": source, "githubRepo": {"defaultBranch": {"displayName": "main"}}}
+
+    def create_session(self, prompt: str, **fields: Any) -> dict[str, Any]:
+        self.calls.append(("create_session", fields))
+        if self.on_create is not None:
+            self.on_create(self)
+        return self.add(fields.get("title") or prompt[:40], state="QUEUED")
+
+    def archive_session(self, session_id: str) -> dict[str, Any]:
+        self.calls.append(("archive_session", session_id))
+        for s in self.sessions:
+            if isinstance(s, dict) and s.get("id") == session_id:
+                s["archived"] = True
+                return s
+        raise KeyError(session_id)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]

@@ -147,7 +147,7 @@ class FixRequester:
             require_plan_approval=req.require_plan_approval or None,
             automation_mode="AUTO_CREATE_PR" if req.auto_create_pr else None,
         )
-        found = _fix_session(session, new=True, sig=req.signature)
+        found = _fix_session(session, new=True, now_ns=self._ns(0), sig=req.signature)
         if found is None:
             raise JulesError("the created session has no usable id")
         return found
@@ -192,7 +192,7 @@ class FixRequester:
                 self.budget.check(step)
             if not isinstance(session, dict):
                 continue
-            fix = _fix_session(session, new=False)
+            fix = _fix_session(session, new=False, now_ns=self._ns(0))
             if fix is not None:
                 found[fix.session_id] = fix
         return sorted(found.values(), key=_age_key)
@@ -218,9 +218,12 @@ def _age_key(s: FixSession) -> tuple[int, str]:
     return (s.created_ns, s.session_id)
 
 
-def _fix_session(session: dict[str, Any], *, new: bool, sig: str | None = None) -> FixSession | None:
+def _fix_session(
+    session: dict[str, Any], *, new: bool, now_ns: int, sig: str | None = None
+) -> FixSession | None:
     """A session resource as a :class:`FixSession` when its title carries a signature (or ``sig`` is given:
-    a create reply may lack the title); None for anything else or anything malformed."""
+    a create reply may lack the title); None for anything else or anything malformed. A missing or
+    unreadable ``createTime`` counts as now (it then stands for its failure and counts toward the cap)."""
     found = signature_of(session.get("title")) or sig
     if found is None:
         return None
@@ -230,8 +233,8 @@ def _fix_session(session: dict[str, Any], *, new: bool, sig: str | None = None) 
         return None
     created = session.get("createTime")
     try:
-        ns = parse_timestamp_ns(created) if isinstance(created, str) else int(time.time() * 1e9)
+        ns = parse_timestamp_ns(created) if isinstance(created, str) else now_ns
     except ValueError:
-        ns = int(time.time() * 1e9)
+        ns = now_ns
     url = check_session_url(session.get("url"))[0]
     return FixSession(sid, url, found, new, ns, failed=session.get("state") == "FAILED")

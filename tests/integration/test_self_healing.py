@@ -4,6 +4,7 @@ daily cap, secrets never sent, a slow API never holding the failed task, nothing
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -148,3 +149,78 @@ def test_no_source_and_no_git_bundle_opens_nothing(
     assert "the notifier has no `source` and the DAG does not come from a git DAG bundle" in "".join(
         capfd.readouterr()
     )
+
+
+def test_the_jules_fix_link_reads_the_failed_tasks_xcom(fix_dags: Any, fsim: Any) -> None:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from airflow_provider_jules.links.jules import JulesFixLink
+
+    result = run_dag(fix_dags.jules_fix_value_error)
+    link = JulesFixLink()
+
+    url = link.get_link(None, ti_key=TaskInstanceKey("jules_fix_value_error", "extract", result.run_id, 1))
+    assert url == result.xcom("extract", "jules_fix")["url"]
+    assert link.get_link(None, ti_key=TaskInstanceKey("jules_fix_success", "fine", result.run_id, 1)) == ""
+
+
+def test_a_dag_level_callback_opens_a_session_without_an_exception(
+    fix_dags: Any, fsim: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = run_dag(fix_dags.jules_fix_dag_level)
+
+    assert result.state == "failed"
+    [body] = creates(fsim)
+    assert "- Task id: broken" in body["prompt"]
+    assert "- Exception: not available (this callback ran in Airflow's DAG processor" in body["prompt"]
+    assert body["title"].endswith("Fix jules_fix_dag_level.broken: failure")
+    # A DAG-level callback cannot store an XCom: the session's URL is in its log line instead.
+    assert result.xcom("broken", "jules_fix") is None
+    out = "".join(capfd.readouterr())
+    assert "Jules fix session " in out and "https://jules.google.com/session/" in out
+
+
+def test_two_workers_failing_at_the_same_moment_leave_one_open_session(fsim: Any) -> None:
+    import threading
+
+    from airflow_provider_jules.fixes.flow import _hook
+    from airflow_provider_jules.fixes.requester import Budget, FixPolicy, FixRequest, FixRequester
+
+    request = FixRequest(
+        signature="0123456789abcdef",
+        title="[jules-fix 0123456789abcdef] Fix etl.load: ValueError",
+        prompt="fix it",
+        source="sources/github/myorg/myrepo",
+        starting_branch="main",
+        auto_create_pr=True,
+        require_plan_approval=False,
+    )
+    found: list[Any] = []
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        hook = _hook("jules_default", 15.0)
+        hook.client  # noqa: B018 - the connection is resolved before the race starts
+        requester = FixRequester(hook, FixPolicy(10, 7 * 86400.0), Budget(15.0), logging.getLogger("w"))
+        start.wait(10)
+        found.append(requester.request(request))
+
+    # Both look before either creates (their first looks take 1 s): each sees no session and creates one.
+    fsim.set_faults(rules=[{"route": "list_sessions", "status": None, "latency_ms": 1000, "count": 2}])
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert len(creates(fsim)) == 2 and len(found) == 2
+    assert found[0].session_id == found[1].session_id  # both point at the same (older) session
+    assert sorted(f.new for f in found) == [False, True]
+    [archived] = [r["path"] for r in fsim.requests("archive_session")]  # the younger twin, once
+    assert archived.endswith(":archive") and found[0].session_id not in archived
+    live = [
+        s["id"]
+        for s in _hook("jules_default", 15.0).list_sessions()
+        if s.get("title", "").startswith("[jules-fix 0123456789abcdef]")
+    ]
+    assert live == [found[0].session_id]  # the younger twin is archived: out of the list

@@ -230,3 +230,15 @@ def test_no_changes_scenario_completes_without_change_set_or_outputs(api: Api) -
     assert not any("changeSet" in art for a in acts for art in a.get("artifacts", []))
     assert _kinds(acts)[-1] == "sessionCompleted" and "artifacts" not in acts[-1]
     assert "planApproved" in _kinds(acts)
+
+
+def test_a_fix_request_changes_the_failed_dag_file_and_opens_a_pull_request(api: Api) -> None:
+    """JulesFixNotifier's prompt names the failed DAG's file: the simulated fix touches it and its test."""
+    prompt = "An Apache Airflow task failed.\n\n## The failure\n- DAG id: etl\n- DAG file: dags/etl_orders.py"
+    s = api.create(prompt, automationMode="AUTO_CREATE_PR", title="[jules-fix 0123456789abcdef] Fix etl.load")
+    done = api.wait_state(s["id"], "COMPLETED")
+    final = api.activities(s["id"])[-1]["artifacts"][0]["changeSet"]["gitPatch"]["unidiffPatch"]
+    assert _check_unidiff(final) == ["dags/etl_orders.py", "tests/test_etl_orders.py"]
+    [pr] = [o["pullRequest"] for o in done["outputs"] if "pullRequest" in o]
+    assert pr["url"].startswith("https://github.com/myorg/myrepo/pull/")
+    assert pr["title"] == "[jules-fix 0123456789abcdef] Fix etl.load"

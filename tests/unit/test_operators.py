@@ -128,6 +128,7 @@ def test_operator_module_import_pulls_in_no_http_stack():
         "import sys, json; import airflow.sdk; before = set(sys.modules);"
         "import airflow_provider_jules.operators.jules, airflow_provider_jules.sensors.jules;"
         "import airflow_provider_jules.decorators.jules, airflow_provider_jules.follower;"
+        "import airflow_provider_jules.notifications.jules;"
         "print(json.dumps(sorted(set(sys.modules) - before)));"
         "print(json.dumps('requests' in sys.modules))"
     )
