@@ -76,14 +76,14 @@ def read_failure(context: Any, *, log_tail_lines: int) -> FailureReport:
     dag = _get(context, "dag") or _attr(_attr(ti, "task"), "dag")
     exc = _get(context, "exception")
     bundle = read_bundle(ti)
-    root = repository_root(_attr(dag, "fileloc"), ti)
-    dag_file = _dag_file(dag, root, bundle)
+    root = code_root(_attr(dag, "fileloc"), ti, bundle)
+    dag_file = _dag_file(dag, root)
     exception_type, message, tb_text, frame = "", "", "", None
     if isinstance(exc, BaseException):
         exception_type = _type_name(exc)
         message = cut(str(exc), MAX_MESSAGE_CHARS)
         tb_text = _traceback_text(exc)
-        frame = innermost_frame(exc, root or _folder(_attr(dag, "fileloc")))
+        frame = innermost_frame(exc, root)
     elif isinstance(exc, str) and exc:
         exception_type, message = "AirflowTaskFailure", cut(exc, MAX_MESSAGE_CHARS)
     tail, note = (
@@ -156,6 +156,8 @@ def read_bundle(ti: Any) -> Bundle:
     m = _GITHUB.match(url.strip()) if isinstance(url, str) else None
     version = _attr(bundle, "version")
     branch = _attr(bundle, "tracking_ref")
+    if isinstance(branch, str) and branch.startswith("refs/heads/"):
+        branch = branch[len("refs/heads/") :]
     subdir = _attr(bundle, "subdir")
     return Bundle(
         repository=f"{m.group(1)}/{m.group(2)}" if m else None,
@@ -165,26 +167,43 @@ def read_bundle(ti: Any) -> Bundle:
     )
 
 
-def repository_root(fileloc: object, ti: Any = None) -> Path | None:
-    """The git work tree the DAG file is in (a parent folder holding ``.git``), else the bundle's folder."""
+@dataclass(frozen=True)
+class CodeRoot:
+    """The folder the DAG's own code lives in, and its path inside the repository (``prefix``)."""
+
+    path: Path
+    prefix: str = ""
+
+    def relative(self, file: str | os.PathLike[str]) -> str | None:
+        """``file``'s path in the repository, or None when it is not under this root."""
+        try:
+            rel = Path(file).resolve().relative_to(self.path).as_posix()
+        except (ValueError, OSError):
+            return None
+        return "/".join(p for p in (self.prefix, rel) if p)
+
+
+def code_root(fileloc: object, ti: Any = None, bundle: Bundle | None = None) -> CodeRoot | None:
+    """The git work tree the DAG file is in (a parent folder holding ``.git``); else the DAG bundle's folder
+    (a git bundle's checkout without ``.git``: its ``subdir`` is the prefix); else the DAG file's folder."""
     folder = _folder(fileloc)
     for parent in [folder, *folder.parents][:25] if folder else []:
         if (parent / ".git").exists():
-            return parent
+            return CodeRoot(parent)
     path = _attr(_attr(ti, "bundle_instance"), "path")
-    return Path(path).resolve() if isinstance(path, (str, os.PathLike)) else None
+    if isinstance(path, (str, os.PathLike)):
+        return CodeRoot(Path(path).resolve(), bundle.subdir if bundle else "")
+    return CodeRoot(folder) if folder else None
 
 
-def _dag_file(dag: Any, root: Path | None, bundle: Bundle) -> str:
+def _dag_file(dag: Any, root: CodeRoot | None) -> str:
     fileloc = _attr(dag, "fileloc")
-    if isinstance(fileloc, str) and fileloc and root is not None:
-        try:
-            return Path(fileloc).resolve().relative_to(root).as_posix()
-        except ValueError:
-            pass
+    found = root.relative(fileloc) if isinstance(fileloc, str) and fileloc and root else None
+    if found:
+        return found
     rel = _attr(dag, "relative_fileloc")
     if isinstance(rel, (str, os.PathLike)) and str(rel):
-        return "/".join(p for p in (bundle.subdir, Path(rel).as_posix()) if p)
+        return Path(rel).as_posix()
     return Path(fileloc).name if isinstance(fileloc, str) else ""
 
 
@@ -193,7 +212,7 @@ def _traceback_text(exc: BaseException) -> str:
     return text if len(text) <= MAX_TRACEBACK_CHARS else "...\n" + text[-MAX_TRACEBACK_CHARS:]
 
 
-def innermost_frame(exc: BaseException, root: Path | None) -> Frame | None:
+def innermost_frame(exc: BaseException, root: CodeRoot | None) -> Frame | None:
     """The deepest frame of ``exc``'s traceback whose file is under ``root`` and not an installed package."""
     if root is None:
         return None
@@ -202,11 +221,9 @@ def innermost_frame(exc: BaseException, root: Path | None) -> Frame | None:
         path = Path(fs.filename)
         if "site-packages" in path.parts or "dist-packages" in path.parts:
             continue
-        try:
-            rel = path.resolve().relative_to(root).as_posix()
-        except (ValueError, OSError):
-            continue
-        found = Frame(rel, fs.name, fs.lineno or 0)
+        rel = root.relative(path)
+        if rel is not None:
+            found = Frame(rel, fs.name, fs.lineno or 0)
     return found
 
 

@@ -14,8 +14,10 @@ from airflow_provider_jules.client.errors import JulesConfigError
 from airflow_provider_jules.fixes import text
 from airflow_provider_jules.fixes.report import (
     Bundle,
+    CodeRoot,
     FailureReport,
     Frame,
+    code_root,
     innermost_frame,
     read_bundle,
     read_failure,
@@ -145,12 +147,12 @@ def test_the_innermost_frame_is_the_deepest_one_in_the_dags_own_code(tmp_path: P
     try:
         json.loads("{", object_hook=lambda d: d)  # a frame in the standard library ...
     except ValueError as exc:
-        assert innermost_frame(exc, Path(__file__).parents[2]) is not None  # ... and this test's frame
-        assert innermost_frame(exc, tmp_path) is None  # nothing under an unrelated root
+        assert innermost_frame(exc, CodeRoot(Path(__file__).parents[2])) is not None  # this test's frame
+        assert innermost_frame(exc, CodeRoot(tmp_path)) is None  # nothing under an unrelated root
     try:
         _raise_here()
     except KeyError as exc:
-        frame = innermost_frame(exc, Path(__file__).parents[2])
+        frame = innermost_frame(exc, CodeRoot(Path(__file__).parents[2]))
     assert frame is not None and frame.file == "tests/unit/test_fix_notifier.py"
     assert frame.function == "_raise_here"
 
@@ -174,6 +176,22 @@ def test_a_git_bundle_gives_its_github_repository_never_its_credentials(
     assert found.commit == "abc123" and found.subdir == "dags"
     assert found.branch == ("main" if repository else None)
     assert "secret" not in repr(found)
+
+
+def test_in_a_git_bundle_checkout_without_git_the_subdir_is_the_prefix(tmp_path: Path) -> None:
+    checkout = tmp_path / "versions" / "abc123" / "dags"  # GitDagBundle.path: the checkout's subdir
+    (checkout / "etl").mkdir(parents=True)
+    dag_file = checkout / "etl" / "orders.py"
+    dag_file.write_text("")
+    bundle = SimpleNamespace(
+        repo_url=None, tracking_ref="refs/heads/main", version="abc", subdir="dags", path=checkout
+    )
+    ti = SimpleNamespace(bundle_instance=bundle)
+
+    root = code_root(str(dag_file), ti, read_bundle(ti))
+
+    assert root is not None and root.relative(dag_file) == "dags/etl/orders.py"
+    assert read_bundle(ti).branch is None  # no GitHub repository: no branch either
 
 
 def test_the_log_tail_is_the_last_lines_of_the_tries_local_log(
