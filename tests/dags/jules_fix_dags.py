@@ -46,55 +46,38 @@ def failing_dag(dag_id: str, **notifier_kwargs: object) -> DAG:
 # One failure: ValueError raised in load_rows() of this file.
 jules_fix_value_error = failing_dag("jules_fix_value_error")
 
-# Three different failures in one run, each from its own frame.
-with DAG(
-    "jules_fix_three",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": notifier()},
-) as jules_fix_three:
 
-    @task
-    def rows() -> None:
-        load_rows("orders.csv")
+def three_failures(dag_id: str, **notifier_kwargs: object) -> DAG:
+    """Three different failures in one run, each from its own frame (three independent tasks)."""
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        default_args={"on_failure_callback": notifier(**notifier_kwargs)},
+    ) as dag:
 
-    @task
-    def config() -> None:
-        parse_config({})
+        @task
+        def rows() -> None:
+            load_rows("orders.csv")
 
-    @task
-    def divide() -> float:
-        return 1 / 0
+        @task
+        def config() -> None:
+            parse_config({})
 
-    rows()
-    config()
-    divide()
+        @task
+        def divide() -> float:
+            return 1 / 0
 
+        rows()
+        config()
+        divide()
+    return dag
+
+
+jules_fix_three = three_failures("jules_fix_three")
 # The same three failures under a daily cap of two.
-with DAG(
-    "jules_fix_capped",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": notifier(max_sessions_per_day=2)},
-) as jules_fix_capped:
-
-    @task
-    def rows_c() -> None:
-        load_rows("orders.csv")
-
-    @task
-    def config_c() -> None:
-        parse_config({})
-
-    @task
-    def divide_c() -> float:
-        return 1 / 0
-
-    rows_c()
-    config_c()
-    divide_c()
+jules_fix_capped = three_failures("jules_fix_capped", max_sessions_per_day=2)
 
 # A connection password in the exception message.
 with DAG(

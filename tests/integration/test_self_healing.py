@@ -111,7 +111,7 @@ def test_the_daily_cap_holds(fix_dags: Any, fsim: Any, capfd: pytest.CaptureFixt
 
     assert set(result.task_states.values()) == {"failed"} and len(result.task_states) == 3
     assert len(creates(fsim)) == 2
-    linked = [t for t in ("rows_c", "config_c", "divide_c") if result.xcom(t, "jules_fix")]
+    linked = [t for t in ("rows", "config", "divide") if result.xcom(t, "jules_fix")]
     assert len(linked) == 2
     assert "max_sessions_per_day is 2" in "".join(capfd.readouterr())
 
