@@ -7,6 +7,7 @@ still working. The pull request link appears once the session has produced a PR.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.sdk import BaseOperatorLink
@@ -63,7 +64,11 @@ class JulesFixLink(BaseOperatorLink):
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         from airflow_provider_jules.links.urls import check_session_url
 
-        value = _stored_xcom(ti_key, FIX_XCOM_KEY)
+        try:
+            value = _stored_xcom(ti_key, FIX_XCOM_KEY)
+        except Exception as exc:  # a global link runs for every task: never fail the whole links call
+            logging.getLogger(__name__).warning("The Jules Fix link could not read its XCom: %s", exc)
+            return ""
         url = value.get("url") if isinstance(value, dict) else None
         return check_session_url(url)[0] or ""
 

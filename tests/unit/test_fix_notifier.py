@@ -289,3 +289,32 @@ def test_the_provider_ships_the_notifier_and_the_global_link() -> None:
     ]
     assert [type(link) for link in JulesPlugin.global_operator_extra_links] == [JulesFixLink]
     assert JulesFixLink.name == "Jules Fix"
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (
+            {"url": "https://jules.google.com/session/123", "session_id": "123"},
+            "https://jules.google.com/session/123",
+        ),
+        ({"url": "https://evil.example/session/123"}, ""),  # only a Jules web-app link is shown
+        ({"url": None}, ""),
+        ("not a dict", ""),
+        (None, ""),
+        (RuntimeError("database is locked"), ""),  # never fails the API server's links call
+    ],
+)
+def test_the_jules_fix_link_shows_only_a_checked_session_url(
+    monkeypatch: pytest.MonkeyPatch, stored: Any, expected: str
+) -> None:
+    from airflow_provider_jules.links import jules as links
+
+    def stored_xcom(ti_key: Any, key: str) -> Any:
+        assert key == "jules_fix"
+        if isinstance(stored, Exception):
+            raise stored
+        return stored
+
+    monkeypatch.setattr(links, "_stored_xcom", stored_xcom)
+    assert links.JulesFixLink().get_link(None, ti_key=SimpleNamespace()) == expected
