@@ -35,7 +35,7 @@ else
 endif
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)-$(LOCK_TAG)
 
-.PHONY: venv test lint typecheck pytest demo bench docs clean lock test-latest uv
+.PHONY: venv test lint typecheck pytest demo demo-self-healing bench docs clean lock test-latest uv
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -118,3 +118,8 @@ docs: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python example_dags/run_demo.py
+
+# Issue #20: example_dags/jules_self_healing.py fails on purpose; its JulesFixNotifier opens a fix session; the
+# demo follows it and prints the pull request.
+demo-self-healing: $(STAMP)
+	$(BIN)/python example_dags/run_demo.py --self-healing

@@ -104,6 +104,32 @@ def test_asset_pipeline_records_the_pr_url_in_the_asset_event(examples, sim):
     assert module.release_dag.timetable.asset_condition is not None
 
 
+def test_self_healing_opens_one_fix_session_for_the_failed_task(examples, sim):
+    module = examples("jules_self_healing")
+    run = run_dag(module.dag)
+    assert run.state == "failed"
+    assert run.task_states == {"extract_orders": "success", "transform_orders": "failed"}
+    [create] = [r["json"] for r in sim.requests("create_session") if r["status"] == 200]
+    assert create["title"].startswith("[jules-fix ")
+    assert create["title"].endswith("] Fix jules_self_healing.transform_orders: KeyError")
+    assert create["sourceContext"]["source"] == "sources/github/myorg/myrepo"
+    assert create["automationMode"] == "AUTO_CREATE_PR"
+    prompt = create["prompt"]
+    assert "Exception: KeyError: 'amount_eur'" in prompt
+    assert (
+        "Innermost frame in the DAG's code: example_dags/jules_self_healing.py, function normalise" in prompt
+    )
+    assert "Keep the warehouse schema unchanged; adapt the transform to the new export." in prompt
+    fix = run.xcom("transform_orders", "jules_fix")
+    assert fix == {
+        "session_id": fix["session_id"],
+        "url": f"https://jules.google.com/session/{fix['session_id']}",
+        "signature": create["title"].split()[1].rstrip("]"),
+        "new": True,
+    }
+    assert run.xcom("extract_orders", "jules_fix") is None  # the task that succeeded links nothing
+
+
 def _respond_once(dag_id: str, task_id: str, option: str) -> bool:
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance

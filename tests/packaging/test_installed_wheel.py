@@ -233,3 +233,24 @@ def test_the_quickstart_dag_runs_from_the_installed_wheel(work: Work, installed:
     assert "outcome        completed" in out, out[-4000:]
     assert "pull request   https://github.com/bobalover/boba/pull/" in out, out[-4000:]
     assert list((work.root / "tmp").iterdir()) == []  # the demo removed its throw-away Airflow home
+
+
+def test_the_self_healing_demo_runs_from_the_installed_wheel(work: Work, installed: dict[str, str]) -> None:
+    """``make demo-self-healing``: the failing example DAG, its fix session and pull request (issue #20)."""
+    demo = work.root / "demo-self-healing"
+    demo.mkdir()
+    for name in ("run_demo.py", "jules_self_healing.py"):
+        shutil.copy(REPO / "example_dags" / name, demo / name)
+    out = _run(
+        [str(work.root / "venv/bin/python"), str(demo / "run_demo.py"), "--self-healing"],
+        cwd=demo,
+        env=installed,
+    )
+    assert "KeyError: 'amount_eur'" in out and "Jules fix session " in out, out[-4000:]
+    assert "failed task    transform_orders" in out, out[-4000:]
+    assert "exception      KeyError: 'amount_eur' (as Jules was told)" in out, out[-4000:]
+    assert "(new): https://jules.google.com/session/" in out, out[-4000:]
+    assert "session state  COMPLETED" in out, out[-4000:]
+    assert "pull request   https://github.com/myorg/myrepo/pull/" in out, out[-4000:]
+    assert "files changed  jules_self_healing.py" in out, out[-4000:]  # the failed DAG's file
+    assert list((work.root / "tmp").iterdir()) == []  # the demo removed its throw-away Airflow home
