@@ -73,6 +73,8 @@ class FixFlow:
             starting_branch=branch,
             auto_create_pr=self.settings.auto_create_pr,
             require_plan_approval=self.settings.require_plan_approval,
+            task=f"{report.dag_id}.{report.task_id}",
+            any_of_task=not report.exception_type,
         )
         policy = FixPolicy(self.settings.max_sessions_per_day, self.settings.dedup_window)
         session = self.within_budget(FixRequester(hook, policy, self.budget, self.log), request)

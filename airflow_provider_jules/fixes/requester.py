@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow_provider_jules.client.errors import JulesError
 from airflow_provider_jules.client.models import default_branch, parse_timestamp_ns, session_id_of
-from airflow_provider_jules.fixes.text import signature_of
+from airflow_provider_jules.fixes.text import signature_of, task_of
 from airflow_provider_jules.links.urls import check_session_url
 
 DAY = 24 * 3600.0
@@ -65,6 +65,7 @@ class FixSession:
     new: bool
     created_ns: int = 0
     failed: bool = False
+    task: str = ""  # the <dag>.<task> its title names
 
     def as_xcom(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "url": self.url, "signature": self.signature, "new": self.new}
@@ -78,6 +79,10 @@ class FixPolicy:
 
 @dataclass(frozen=True)
 class FixRequest:
+    """One failure's request. ``task`` (``<dag>.<task>``) with ``any_of_task``: a failure without an
+    exception (a DAG processor callback) reuses any live fix session of the same task, so a notifier on
+    both the task and the DAG opens one session per failure."""
+
     signature: str
     title: str
     prompt: str
@@ -85,6 +90,8 @@ class FixRequest:
     starting_branch: str | None
     auto_create_pr: bool
     require_plan_approval: bool
+    task: str = ""
+    any_of_task: bool = False
 
 
 class ListTooLong(Exception):
@@ -112,6 +119,8 @@ class FixRequester:
         """The session the failed task points at, or None when the cap holds (logged)."""
         sessions = self.fix_sessions("list the sessions")
         existing = self.live_with(sessions, req.signature)
+        if not existing and req.any_of_task and req.task:
+            existing = self.live_with(sessions, None, task=req.task)
         if existing:
             return existing[0]
         if self.created_today(sessions) >= self.policy.max_sessions_per_day:
@@ -197,12 +206,19 @@ class FixRequester:
                 found[fix.session_id] = fix
         return sorted(found.values(), key=_age_key)
 
-    def live_with(self, sessions: Iterable[FixSession], sig: str) -> list[FixSession]:
-        """Sessions of ``sig`` created within the dedup window and not failed, oldest first."""
+    def live_with(self, sessions: Iterable[FixSession], sig: str | None, task: str = "") -> list[FixSession]:
+        """Sessions of ``sig`` (or, with ``sig`` None, of ``task``) created within the dedup window and
+        not failed, oldest first."""
         since = self._ns(self.policy.dedup_window)
         unique = {s.session_id: s for s in sessions}
         return sorted(
-            (s for s in unique.values() if s.signature == sig and s.created_ns >= since and not s.failed),
+            (
+                s
+                for s in unique.values()
+                if (s.signature == sig if sig is not None else s.task == task)
+                and s.created_ns >= since
+                and not s.failed
+            ),
             key=_age_key,
         )
 
@@ -237,4 +253,5 @@ def _fix_session(
     except ValueError:
         ns = now_ns
     url = check_session_url(session.get("url"))[0]
-    return FixSession(sid, url, found, new, ns, failed=session.get("state") == "FAILED")
+    failed = session.get("state") == "FAILED"
+    return FixSession(sid, url, found, new, ns, failed=failed, task=task_of(session.get("title")))

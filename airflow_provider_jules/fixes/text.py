@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 #: end, and it is how the notifier finds its own sessions in the account's session list.
 TITLE_MARK = "[jules-fix {}]"
 _MARK = re.compile(r"^\s*\[jules-fix ([0-9a-f]{16})\]")
+_TASK = re.compile(r"^\s*\[jules-fix [0-9a-f]{16}\] Fix (\S+):")
 TITLE_LIMIT = 200
 NO_EXCEPTION = "NoException"
 # user:password@ (or token@) in any scheme://host URL: the credentials go, the rest of the URL stays.
@@ -56,6 +57,12 @@ def signature_of(session_title: object) -> str | None:
         return None
     m = _MARK.match(session_title)
     return m.group(1) if m else None
+
+
+def task_of(session_title: object) -> str:
+    """The ``<dag>.<task>`` a fix session's title names, else "" (Airflow ids hold no spaces)."""
+    m = _TASK.match(session_title) if isinstance(session_title, str) else None
+    return m.group(1) if m else ""
 
 
 def compile_patterns(patterns: object) -> tuple[re.Pattern[str], ...]:

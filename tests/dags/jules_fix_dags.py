@@ -178,3 +178,19 @@ with DAG(
         parse_config({})
 
     broken()
+
+# The notifier on the tasks and on the DAG: the DAG-level call (no exception) reuses the task's session.
+with DAG(
+    "jules_fix_both",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"on_failure_callback": notifier()},
+    on_failure_callback=notifier(),
+) as jules_fix_both:
+
+    @task
+    def twice() -> None:
+        parse_config({})
+
+    twice()

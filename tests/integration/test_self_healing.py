@@ -197,6 +197,19 @@ def test_a_dag_level_callback_opens_a_session_without_an_exception(
     assert "Jules fix session " in out and "https://jules.google.com/session/" in out
 
 
+def test_a_notifier_on_the_task_and_on_the_dag_opens_one_session(
+    fix_dags: Any, fsim: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = run_dag(fix_dags.jules_fix_both)
+
+    assert result.state == "failed"
+    [body] = creates(fsim)  # the task's callback, with the exception
+    assert body["title"].endswith("Fix jules_fix_both.twice: KeyError")
+    link = result.xcom("twice", "jules_fix")
+    out = "".join(capfd.readouterr())
+    assert f"Jules fix session {link['session_id']} (already open for this failure" in out  # the DAG's
+
+
 def test_two_workers_failing_at_the_same_moment_leave_one_open_session(fsim: Any) -> None:
     import threading
 

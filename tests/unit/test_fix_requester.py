@@ -233,3 +233,23 @@ def test_a_session_list_longer_than_the_bound_opens_nothing(account: FakeAccount
     with pytest.raises(ListTooLong):
         requester(account).request(request())
     assert "create_session" not in account.names()
+
+
+def test_a_failure_without_an_exception_reuses_any_live_session_of_its_task(account: FakeAccount) -> None:
+    task_level = account.add(title(OTHER), age=30)  # the task's own callback, with the exception
+    account.add("[jules-fix 1111111111111111] Fix etl.other: KeyError", age=10)  # another task's
+    no_exception = FixRequest(**{**request().__dict__, "task": "etl.load", "any_of_task": True})
+
+    found = requester(account).request(no_exception)
+
+    assert account.names() == ["list_sessions"]
+    assert found is not None and found.session_id == task_level["id"] and found.new is False
+
+
+def test_with_an_exception_another_signature_of_the_task_is_another_failure(account: FakeAccount) -> None:
+    account.add(title(OTHER), age=30)
+    with_exception = FixRequest(**{**request().__dict__, "task": "etl.load", "any_of_task": False})
+
+    found = requester(account).request(with_exception)
+
+    assert "create_session" in account.names() and found is not None and found.new is True
