@@ -318,3 +318,37 @@ def test_the_jules_fix_link_shows_only_a_checked_session_url(
 
     monkeypatch.setattr(links, "_stored_xcom", stored_xcom)
     assert links.JulesFixLink().get_link(None, ti_key=SimpleNamespace()) == expected
+
+
+def test_the_documented_cluster_policy_adds_the_notifier_once_and_keeps_other_callbacks() -> None:
+    """The ``task_policy`` of docs/self_healing.rst, run as written."""
+    import datetime
+
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    doc = (Path(__file__).parents[2] / "docs" / "self_healing.rst").read_text()
+    lines = []
+    for line in doc.split("   # airflow_local_settings.py\n", 1)[1].splitlines():
+        if line and not line.startswith("   "):
+            break  # the end of the code block
+        lines.append(line[3:])
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "airflow_local_settings.py", "exec"), namespace)  # noqa: S102
+    task_policy = namespace["task_policy"]
+
+    def alert(context: Any) -> None: ...
+
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    with DAG("policy_on", schedule=None, start_date=start):
+        plain = EmptyOperator(task_id="plain")
+        alerted = EmptyOperator(task_id="alerted", on_failure_callback=alert)
+    with DAG("policy_off", schedule=None, start_date=start, tags=["no-jules-fix"]):
+        opted_out = EmptyOperator(task_id="opted_out")
+
+    for task in (plain, alerted, opted_out, plain, alerted):  # twice: a DAG file parsed again
+        task_policy(task)
+
+    assert plain.on_failure_callback == [namespace["JULES_FIX"]]
+    assert alerted.on_failure_callback == [alert, namespace["JULES_FIX"]]
+    assert not opted_out.on_failure_callback
