@@ -41,7 +41,6 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_jules.links.jules.JulesFixLink",
         ],
         "notifications": ["airflow_provider_jules.notifications.jules.JulesFixNotifier"],
-        "plugins": [{"name": "jules", "plugin-class": "airflow_provider_jules.plugins.jules.JulesPlugin"}],
         "connection-types": [
             {
                 "connection-type": "jules",

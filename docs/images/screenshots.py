@@ -1,15 +1,21 @@
-"""Take the screenshots of docs/people_in_the_loop.rst: a question, a change review and a plan review on the
-Required Actions page, against the bundled simulator and real Airflow components on 127.0.0.1.
+"""Take the screenshots of the docs against the bundled simulator and real Airflow components on 127.0.0.1.
 
-    .venv/bin/python docs/images/screenshots.py /path/to/dir/with/node_modules/playwright-core
+    .venv/bin/python docs/images/screenshots.py /path/to/dir/with/node_modules/playwright-core [SET ...]
 
-Needs headless Chromium (/usr/bin/chromium) and ``npm i playwright-core`` in the given directory. Starts its
-own components (from tests/system) in a temporary AIRFLOW_HOME and stops them, by PID, at the end.
+Sets (all by default):
+
+* ``required_actions`` (docs/people_in_the_loop.rst): a question, a change review and a plan review on the
+  Required Actions page, and the global list;
+* ``self_healing`` (the self-healing pipelines docs): a task that failed after its retry, with the
+  "Jules Fix" extra link ``JulesFixNotifier`` gave it, in the task instance's Details tab.
+
+Needs headless Chromium (/usr/bin/chromium, or $CHROMIUM) and ``npm i playwright-core`` in the given
+directory. Starts its own components with the system tests' harness (tests/system/harness.py) in a temporary
+AIRFLOW_HOME and stops them, by PID, at the end.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -18,6 +24,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,17 +33,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig  # noqa: E402
-from tests.system.test_quickstart_components import (  # noqa: E402
-    BIN,
-    COMPONENTS,
-    AirflowStack,
-    component_env,
-    free_port,
-    poll,
-    try_json,
-)
+from tests.system.harness import COMPONENTS, AirflowStack, airflow_stack, poll, try_json  # noqa: E402
 
-DAGS = '''
+REQUIRED_ACTIONS_DAGS = """
 import pendulum
 from airflow.sdk import DAG
 from airflow_provider_jules.operators.jules import JulesCreateSessionOperator
@@ -55,66 +54,112 @@ for dag_id, prompt, extra in [
             deferrable=True, poll_interval=1, **extra,
         )
     globals()[dag_id] = dag
-'''
+"""
+
+SELF_HEALING_DAG = """
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, task
+from airflow_provider_jules.notifications.jules import JulesFixNotifier
 
 
-def main(node_dir: str) -> None:
+def read_orders(path):
+    raise ValueError(f"no rows in {path}")
+
+
+with DAG(
+    "orders_daily",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(seconds=1),
+        "on_failure_callback": JulesFixNotifier(source="myorg/myrepo"),
+    },
+):
+
+    @task
+    def load_orders():
+        read_orders("s3://bucket/orders.csv")
+
+    load_orders()
+"""
+
+#: Shot specs for screenshots.mjs: ``name=path[=viewport height[=text to scroll into view]]``.
+Shots = list[str]
+
+
+def trigger(api: httpx.Client, dag_id: str) -> str:
+    poll(dag_id, lambda: try_json(api, f"/api/v2/dags/{dag_id}"), 120)
+    api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+    return str(api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None}).json()["dag_run_id"])
+
+
+def required_actions(api: httpx.Client) -> Shots:
+    runs = {d: trigger(api, d) for d in ("jules_question", "jules_change_review", "jules_plan_review")}
+    for dag_id, run_id in runs.items():
+
+        def form(d: str = dag_id, r: str = run_id) -> object:
+            body = try_json(api, f"/api/v2/dags/{d}/dagRuns/{r}/hitlDetails") or {}
+            return body.get("hitl_details") or None
+
+        poll(f"the form of {dag_id}", form, 240, interval=1)
+    time.sleep(3)
+    shots = [
+        f"{name}=/dags/{dag_id}/runs/{runs[dag_id]}/tasks/jules/required_actions={height}"
+        for name, dag_id, height in (
+            ("required_actions_question", "jules_question", 850),
+            ("required_actions_change_review", "jules_change_review", 1750),
+            ("required_actions_plan_review", "jules_plan_review", 750),
+        )
+    ]
+    return [*shots, "required_actions_page=/required_actions"]
+
+
+def self_healing(api: httpx.Client) -> Shots:
+    """The failed task's Details tab once the API server resolves its "Jules Fix" link."""
+    dag_id, task_id = "orders_daily", "load_orders"
+    run_id = trigger(api, dag_id)
+    ti_path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+
+    def linked() -> str | None:
+        ti = try_json(api, ti_path) or {}
+        links = (try_json(api, f"{ti_path}/links") or {}).get("extra_links") or {}
+        return links.get("Jules Fix") if ti.get("state") == "failed" else None
+
+    print(f"'Jules Fix' link: {poll('the Jules Fix link', linked, 240, interval=1)}")
+    return [f"self_healing_fix_link=/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/details=900=Jules Fix"]
+
+
+SETS: dict[str, tuple[str, Callable[[httpx.Client], Shots]]] = {
+    "required_actions": (REQUIRED_ACTIONS_DAGS, required_actions),
+    "self_healing": (SELF_HEALING_DAG, self_healing),
+}
+
+
+def main(node_dir: str, names: list[str]) -> None:
     out = Path(__file__).resolve().parent
-    home = Path(tempfile.mkdtemp(prefix="jules-shots-"))
-    dags = home / "dags"
-    dags.mkdir()
-    (dags / "people.py").write_text(textwrap.dedent(DAGS))
+    unknown = set(names) - set(SETS)
+    assert not unknown, f"unknown screenshot set(s) {sorted(unknown)}; known: {sorted(SETS)}"
     sim = JulesSimulator(
         SimulatorConfig(api_key=f"sim-key-{secrets.token_hex(4)}", speed=20.0, seed=11, approval_timeout=None)
     )
-    with sim:
-        port = free_port()
-        env = component_env(home, port, sim)
-        bundle = {"name": "docs", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"}
-        bundle["kwargs"] = {"path": str(dags), "refresh_interval": 5}  # type: ignore[assignment]
-        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
-        env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([bundle])
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home, check=True, capture_output=True)
-        stack = AirflowStack(home, port, env)
-        try:
-            for name in COMPONENTS:
-                stack.start(name)
-            with httpx.Client(base_url=stack.base_url, timeout=15, trust_env=False) as api:
-                poll("the API", lambda: try_json(api, "/api/v2/monitor/health"), 120)
-                api.headers["Authorization"] = f"Bearer {api.get('/auth/token').json()['access_token']}"
-                runs = {}
-                for dag_id in ("jules_question", "jules_change_review", "jules_plan_review"):
-                    poll(dag_id, lambda d=dag_id: try_json(api, f"/api/v2/dags/{d}"), 120)
-                    api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-                    run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None}).json()
-                    runs[dag_id] = run["dag_run_id"]
-                for dag_id, run_id in runs.items():
-
-                    def form(d: str = dag_id, r: str = run_id) -> object:
-                        body = try_json(api, f"/api/v2/dags/{d}/dagRuns/{r}/hitlDetails") or {}
-                        return body.get("hitl_details") or None
-
-                    poll(f"the form of {dag_id}", form, 240, interval=1)
-                time.sleep(3)
-                shots = [
-                    f"{name}=/dags/{dag_id}/runs/{runs[dag_id]}/tasks/jules/required_actions={height}"
-                    for name, dag_id, height in (
-                        ("required_actions_question", "jules_question", 850),
-                        ("required_actions_change_review", "jules_change_review", 1750),
-                        ("required_actions_plan_review", "jules_plan_review", 750),
-                    )
-                ]
-                shots.append("required_actions_page=/required_actions")
-                node_env = {**os.environ, "NODE_PATH": str(Path(node_dir) / "node_modules")}
-                script = Path(node_dir) / "screenshots.mjs"
-                shutil.copy(out / "screenshots.mjs", script)
-                subprocess.run(
-                    ["node", str(script), stack.base_url, str(out), *shots], env=node_env, check=True, timeout=300
-                )
-        finally:
-            stack.stop()
-            shutil.rmtree(home, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="jules-shots-dags-") as dags_dir, sim:
+        dags = Path(dags_dir)
+        for name in names:
+            (dags / f"{name}.py").write_text(textwrap.dedent(SETS[name][0]))
+        stack: AirflowStack
+        with airflow_stack(sim, list(COMPONENTS), [("docs", dags)]) as stack, stack.api() as api:
+            stack.wait_healthy(api)
+            shots = [shot for name in names for shot in SETS[name][1](api)]
+            node_env = {**os.environ, "NODE_PATH": str(Path(node_dir) / "node_modules")}
+            script = Path(node_dir) / "screenshots.mjs"
+            shutil.copy(out / "screenshots.mjs", script)
+            command = ["node", str(script), stack.base_url, str(out), *shots]
+            subprocess.run(command, env=node_env, check=True, timeout=300)  # noqa: S603 - our own script
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:] or list(SETS))

@@ -323,13 +323,18 @@ class AirflowStack:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=15, trust_env=False)
 
-    def wait_healthy(self, api: httpx.Client, timeout: float = 120) -> None:
-        """All four component kinds healthy (each heartbeats into the DB; the API reads them); a token."""
+    def wait_healthy(
+        self,
+        api: httpx.Client,
+        timeout: float = 120,
+        parts: tuple[str, ...] = ("metadatabase", "scheduler", "triggerer", "dag_processor"),
+    ) -> None:
+        """The ``parts`` of the health report healthy (by default all four component kinds: each heartbeats
+        into the DB, the API reads them); then a token."""
 
         def healthy() -> dict[str, Any] | None:
             with contextlib.suppress(httpx.TransportError, ValueError):
                 body = api.get("/api/v2/monitor/health").json()
-                parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
                 if all((body.get(part) or {}).get("status") == "healthy" for part in parts):
                     return dict(body)
             return None

@@ -126,3 +126,44 @@ def test_connection_form_fields_are_api_key_and_base_url():
         behaviour = ProvidersManager().field_behaviours["jules"]
         assert behaviour["relabeling"] == expected
         assert set(behaviour["hidden_fields"]) == {"schema", "port", "login", "extra"}
+
+
+_GLOBAL_LINKS = """
+import json
+from airflow import plugins_manager as pm
+if hasattr(pm, "get_global_operator_extra_links"):  # Airflow 3.2+
+    links, errors = pm.get_global_operator_extra_links(), pm.get_import_errors()
+else:  # Airflow 3.1
+    pm.initialize_extra_operators_links_plugins()
+    links, errors = pm.global_operator_extra_links, pm.import_errors
+print(json.dumps({"links": [type(link).__qualname__ + ":" + link.name for link in links], "errors": errors}))
+"""
+
+
+@pytest.mark.parametrize("lazy_discover_providers", ["True", "False"])
+def test_the_plugin_gives_the_global_jules_fix_link_whatever_provider_discovery(
+    lazy_discover_providers, tmp_path
+):
+    """The API server resolves "Jules Fix" only when Airflow's plugins manager has the link. The plugin is an
+    ``airflow.plugins`` entry point: a provider info ``plugins`` entry loads only with
+    ``[core] lazy_discover_providers = False`` (True by default), and both together register it twice."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__CORE__LAZY")}
+    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS=lazy_discover_providers)
+    # Not from the checkout: its airflow_provider_jules.egg-info (of the editable install) would be a second
+    # distribution of the package on sys.path, and Airflow 3.3 reports the plugin's second entry point.
+    out = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_LINKS],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"links": ["JulesFixLink:Jules Fix"], "errors": {}}
+    assert "plugins" not in get_provider_info()
+    (ep,) = [e for e in entry_points(group="airflow.plugins") if e.value.startswith("airflow_provider_jules")]
+    assert (ep.name, ep.value) == ("jules", "airflow_provider_jules.plugins.jules:JulesPlugin")
