@@ -45,6 +45,8 @@ def failing_dag(dag_id: str, **notifier_kwargs: object) -> DAG:
 
 # One failure: ValueError raised in load_rows() of this file.
 jules_fix_value_error = failing_dag("jules_fix_value_error")
+# Extra instructions from a prompt file next to this file, rendered with Jinja.
+jules_fix_prompt_file = failing_dag("jules_fix_prompt_file", prompt="prompts/fix_instructions.md")
 
 
 def three_failures(dag_id: str, **notifier_kwargs: object) -> DAG:

@@ -81,6 +81,16 @@ def test_one_failure_opens_one_session_with_what_jules_needs(fix_dags: Any, fsim
     assert f"Failure signature: {sig}" in prompt
 
 
+def test_extra_instructions_come_from_a_prompt_file_rendered_with_jinja(fix_dags: Any, fsim: Any) -> None:
+    run_dag(fix_dags.jules_fix_prompt_file)
+
+    [body] = creates(fsim)
+    assert body["prompt"].endswith(
+        "## Instructions from the DAG's owners\n"
+        "Keep the public schema of jules_fix_prompt_file unchanged; add a regression test next to the DAG.\n"
+    )
+
+
 def test_the_same_failure_again_opens_nothing_and_points_at_the_first(fix_dags: Any, fsim: Any) -> None:
     first = run_dag(fix_dags.jules_fix_value_error)
     second = run_dag(fix_dags.jules_fix_value_error)

@@ -350,3 +350,24 @@ def test_the_documented_cluster_policy_adds_the_notifier_once_and_keeps_other_ca
     assert plain.on_failure_callback == [namespace["JULES_FIX"]]
     assert alerted.on_failure_callback == [alert, namespace["JULES_FIX"]]
     assert not opted_out.on_failure_callback
+
+
+def test_a_prompt_that_only_ends_like_a_file_is_text_and_a_missing_file_is_left_out(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import datetime
+
+    from airflow.sdk import DAG
+
+    (tmp_path / "fix.md").write_text("Owner: {{ dag.dag_id }}")
+    dag = DAG("d", schedule=None, start_date=datetime.datetime(2026, 1, 1), template_searchpath=str(tmp_path))
+
+    def rendered(prompt: str) -> Any:
+        notifier = JulesFixNotifier(source="myorg/myrepo", prompt=prompt)
+        notifier.render_template_fields({"dag": dag})
+        return notifier.prompt
+
+    assert rendered("fix.md") == "Owner: d"
+    assert rendered("Fix it for {{ dag.dag_id }} and update README.md") == "Fix it for d and update README.md"
+    assert rendered("missing.md") is None
+    assert "prompt file 'missing.md' could not be read" in "".join(capfd.readouterr())
