@@ -82,8 +82,25 @@ def child_quickstart() -> int:
     return 0 if state == "success" else 1
 
 
+def give_failure_callbacks_the_exception() -> None:
+    """Airflow 3.1's ``dag.test()`` runs each task in-process and calls its failure callbacks without
+    ``context["exception"]``; its workers (``task_runner.main``) and 3.3's ``dag.test()`` set it. The demo
+    gives 3.1's in-process run that same line, so it shows on every version what a deployed worker does.
+    Where the exception is already set (3.3), nothing changes."""
+    from airflow.sdk.execution_time import task_runner
+
+    real = task_runner.finalize
+
+    def finalize(ti: Any, state: Any, context: Any, log: Any, error: Any = None) -> Any:
+        context.setdefault("exception", error)
+        return real(ti, state, context, log, error)
+
+    task_runner.finalize = finalize  # dag.test() imports it from here each time it runs a task
+
+
 def child_self_healing() -> int:
     """Run the failing DAG, read the failure and its ``jules_fix`` XCom, follow the fix session."""
+    give_failure_callbacks_the_exception()
     dag = load_dag("jules_self_healing.py")
     dag_run = dag.test()
     states = task_states(dag.dag_id, dag_run.run_id)

@@ -37,6 +37,23 @@ def airflow_db() -> None:
 
 
 @pytest.fixture
+def failure_callbacks_get_the_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3.1's dag.test() runs a task in-process and calls its failure callbacks without
+    ``context["exception"]`` (its real worker, ``task_runner.main``, sets it; 3.3's in-process path does
+    too). This gives 3.1's in-process path the same one line (as ``make demo-self-healing`` does), so the
+    tests see what a worker sees on every version. It changes nothing where the exception is already set."""
+    from airflow.sdk.execution_time import task_runner
+
+    real = task_runner.finalize
+
+    def finalize(ti: Any, state: Any, context: Any, log: Any, error: Any = None) -> Any:
+        context.setdefault("exception", error)
+        return real(ti, state, context, log, error)
+
+    monkeypatch.setattr(task_runner, "finalize", finalize)  # dag.test() imports it when it runs a task
+
+
+@pytest.fixture
 def sim(jules_simulator: JulesSimulator, monkeypatch: pytest.MonkeyPatch) -> JulesSimulator:
     monkeypatch.setenv("AIRFLOW_CONN_JULES_DEFAULT", jules_simulator.conn_json)
     return jules_simulator

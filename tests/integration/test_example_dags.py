@@ -104,7 +104,9 @@ def test_asset_pipeline_records_the_pr_url_in_the_asset_event(examples, sim):
     assert module.release_dag.timetable.asset_condition is not None
 
 
-def test_self_healing_opens_one_fix_session_for_the_failed_task(examples, sim):
+def test_self_healing_opens_one_fix_session_for_the_failed_task(
+    examples, sim, failure_callbacks_get_the_exception
+):
     module = examples("jules_self_healing")
     run = run_dag(module.dag)
     assert run.state == "failed"

@@ -16,21 +16,7 @@ PASSWORD = "S3cr3t-Pa55-9f2c1e"
 DAG_FILE = "tests/dags/jules_fix_dags.py"
 
 
-@pytest.fixture(autouse=True)
-def failure_callbacks_get_the_exception(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Airflow 3.1's dag.test() runs a task in-process and calls its failure callbacks without
-    ``context["exception"]`` (its real worker, ``task_runner.main``, sets it; 3.3's in-process path does
-    too). This gives 3.1's in-process path the same one line, so these tests see what a worker sees on every
-    version. It changes nothing where the exception is already set."""
-    from airflow.sdk.execution_time import task_runner
-
-    real = task_runner.finalize
-
-    def finalize(ti: Any, state: Any, context: Any, log: Any, error: Any = None) -> Any:
-        context.setdefault("exception", error)
-        return real(ti, state, context, log, error)
-
-    monkeypatch.setattr(task_runner, "finalize", finalize)  # dag.test() imports it when it runs a task
+pytestmark = pytest.mark.usefixtures("failure_callbacks_get_the_exception")
 
 
 @pytest.fixture(scope="module")

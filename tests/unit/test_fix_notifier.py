@@ -178,7 +178,15 @@ def test_a_git_bundle_gives_its_github_repository_never_its_credentials(
     assert "secret" not in repr(found)
 
 
-def test_in_a_git_bundle_checkout_without_git_the_subdir_is_the_prefix(tmp_path: Path) -> None:
+def test_in_a_git_bundle_checkout_without_git_the_subdir_is_the_prefix() -> None:
+    import tempfile
+
+    # In the system temp folder: pytest's own tmp_path may sit inside this repository's git work tree.
+    with tempfile.TemporaryDirectory() as folder:
+        _check_bundle_checkout(Path(folder))
+
+
+def _check_bundle_checkout(tmp_path: Path) -> None:
     checkout = tmp_path / "versions" / "abc123" / "dags"  # GitDagBundle.path: the checkout's subdir
     (checkout / "etl").mkdir(parents=True)
     dag_file = checkout / "etl" / "orders.py"
