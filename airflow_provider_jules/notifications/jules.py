@@ -109,10 +109,15 @@ class JulesFixNotifier(BaseNotifier):
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         """As Airflow's, also when the context's ``dag`` is a serialized DAG without a template
-        environment (``dag.test()`` runs DAG-level callbacks with one)."""
+        environment (``dag.test()`` runs DAG-level callbacks with one). A prompt file that could not be
+        read is left out: Airflow 3.1 keeps a field's value when it renders to nothing, so the file's
+        name would otherwise be sent as the instructions."""
         if jinja_env is None and not hasattr(context.get("dag"), "get_template_env"):
             jinja_env = self.get_template_env()
+        prompt = self.prompt
         super().render_template_fields(context, jinja_env)
+        if self.prompt == prompt and _names_file(prompt):
+            self.prompt = None
 
     def render_template(
         self, content: Any, context: Any, jinja_env: Any = None, seen_oids: Any = None
@@ -147,6 +152,15 @@ class JulesFixNotifier(BaseNotifier):
         from airflow_provider_jules.fixes.flow import FixFlow
 
         FixFlow(self, self.log).run(context)
+
+
+def _names_file(value: object) -> bool:
+    """A prompt value that names a prompt file (no whitespace, a prompt file extension)."""
+    return (
+        isinstance(value, str)
+        and value.endswith(PROMPT_FILE_EXTENSIONS)
+        and not any(c.isspace() for c in value)
+    )
 
 
 def _checked_source(source: object) -> str | None:

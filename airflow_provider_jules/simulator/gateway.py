@@ -45,6 +45,7 @@ class ApiGateway:
         self, request: Request, route: str, call: EngineCall, sid: str | None = None
     ) -> Response:
         """Answer ``request`` (named ``route``) with ``call``'s result, or the error on the way."""
+        generation = self.state.generation
         logged_body = await wire.body_for_log(request)
         try:
             self._check_api_key(request)
@@ -59,7 +60,7 @@ class ApiGateway:
         entry = wire.log_entry(request, route, logged_body, resp.status_code)
         # The client's address and port: which connection carried the request.
         entry["client"] = f"{request.client.host}:{request.client.port}" if request.client else None
-        self.state.record(entry)
+        self.state.record(entry, generation)
         return resp
 
     async def unknown_route(self, request: Request) -> Response:

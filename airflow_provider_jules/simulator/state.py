@@ -21,12 +21,16 @@ class SimulatorState:
         self.config = config
         self.engine = Engine(config)
         self._lock = threading.Lock()
+        self.generation = 0  # bumped by each reset of the log
         self.set_faults(config.faults)
         self.reset_log()
 
     # ---- log / stats
     def reset_log(self) -> None:
+        """A clean log. A request still being answered (e.g. held by an injected latency) belongs to the
+        log it arrived under: it is not recorded in this one (see :meth:`record`)."""
         with self._lock:
+            self.generation += 1
             self.log: collections.deque[dict[str, Any]] = collections.deque(
                 maxlen=self.config.max_recorded_requests
             )
@@ -35,8 +39,12 @@ class SimulatorState:
             self.by_route_status: dict[str, collections.Counter[str]] = {}
             self.total_requests = 0
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: dict[str, Any], generation: int | None = None) -> None:
+        """Log one answered request; ``generation`` is :attr:`generation` when it arrived (a request that
+        arrived before a reset is left out of the new log)."""
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             self.log.append(entry)
             self.total_requests += 1
             route = entry["route"]
@@ -75,6 +83,11 @@ class SimulatorState:
             self.faults.rules.append(rule)
             self._fault_seen.append(0)
             self._fault_fired.append(0)
+
+    def fault_firings(self) -> list[int]:
+        """How many times each fault rule has fired, in the rules' order."""
+        with self._lock:
+            return list(self._fault_fired)
 
     def pick_fault(self, route: str) -> FaultRule | None:
         with self._lock:

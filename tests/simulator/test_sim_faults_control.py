@@ -83,6 +83,26 @@ def test_latency_fault(api: Api, sim: JulesSimulator) -> None:
     assert time.perf_counter() - t0 >= 0.12
 
 
+def test_a_request_held_across_a_reset_stays_out_of_the_new_log(api: Api, sim: JulesSimulator) -> None:
+    """A reset is a clean slate: a request that arrived before it (held here by a latency fault) and is
+    answered after it is not logged in the new log (a later test would see a request it never made)."""
+    import threading
+
+    sim.inject(route="list_sources", status=None, latency_ms=600)
+    answered = []
+    slow = threading.Thread(target=lambda: answered.append(api.get("/sources").status_code))
+    slow.start()
+    deadline = time.monotonic() + 10
+    while sim.state.fault_firings() != [1] and time.monotonic() < deadline:  # until the request is held
+        time.sleep(0.01)
+    assert sim.state.fault_firings() == [1]
+    sim.reset()
+    slow.join(10)
+    assert answered == [200]
+    assert api.get("/sources/github/myorg/myrepo").status_code == 200
+    assert [r["route"] for r in sim.requests()] == ["get_source"]
+
+
 def test_faults_over_http(api: Api, sim: JulesSimulator) -> None:
     body = {
         "rules": [{"route": "list_sources", "status": 429, "count": 1, "retry_after": 3}],
