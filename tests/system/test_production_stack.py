@@ -10,7 +10,10 @@ from the tests' own bookkeeping.
 * the Celery worker running a non-deferrable Jules task (``deferrable=False``, it polls in the worker) is
   SIGKILLed, its whole process group: the scheduler fails the try once its heartbeat is older than
   ``[scheduler] task_instance_heartbeat_timeout``; the retry runs on the other worker and adopts the
-  session (one ``create_session`` for the run).
+  session (one ``create_session`` for the run);
+* one scheduler and one triggerer (the one polling the sessions) are SIGKILLed while 5 Jules tasks are
+  deferred: the other triggerer takes the triggers over, the other scheduler runs the resumed tasks; every
+  task succeeds, no session is created twice, and every activity of each session is in its task's log.
 
 Without PostgreSQL, Redis or the ``system`` extra a local run skips with the command that installs them;
 under CI (``CI=true``) the tests fail instead.
@@ -33,6 +36,7 @@ from tests.system.harness import (
     SYSTEM_BUNDLE,
     AirflowStack,
     Sim,
+    activity_lines,
     get_json,
     poll,
     say,
@@ -48,6 +52,7 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 FANOUT_DAG = "jules_pg_pool_fanout"  # tests/system/dags/jules_production_dags.py
 FANOUT, POOL, POOL_SLOTS = 20, "jules_pg_sessions", 5
 WORKER_DAG = "jules_system_worker_kill"  # tests/system/dags/jules_system_dags.py
+HA_DAG, HA_TASKS = "jules_system_fanout", 5  # tests/system/dags/jules_system_dags.py (FANOUT)
 WORKERS = ("celery-worker-1", "celery-worker-2")
 COMPONENTS = [
     "api-server",
@@ -63,6 +68,8 @@ COMPONENTS = [
 FANOUT_SPEED, SLOW, FAST = 15.0, 2.0, 30.0
 #: [scheduler] task_instance_heartbeat_timeout: a running task whose heartbeat is older is failed (retried).
 HEARTBEAT_TIMEOUT = 12
+#: [triggerer] and [scheduler] health check thresholds: a job whose heartbeat is older is dead to the others.
+TRIGGERER_THRESHOLD, SCHEDULER_THRESHOLD = 6, 10
 #: Figures for the report (printed by each test).
 FIGURES: dict[str, float] = {}
 
@@ -85,6 +92,11 @@ def stack(simulator: Sim) -> Iterator[AirflowStack]:
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_THRESHOLD),
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": str(SCHEDULER_THRESHOLD),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
     }
     FIGURES["stack_began"] = time.monotonic()
     with production_stack(simulator.sim, COMPONENTS, [SYSTEM_BUNDLE], extra) as stack:
@@ -95,7 +107,7 @@ def stack(simulator: Sim) -> Iterator[AirflowStack]:
 def api(stack: AirflowStack) -> Iterator[httpx.Client]:
     with stack.api() as api, stack.logs_on_failure():
         stack.wait_healthy(api)
-        for dag_id in (FANOUT_DAG, WORKER_DAG):
+        for dag_id in (FANOUT_DAG, WORKER_DAG, HA_DAG):
             stack.unpause(api, dag_id, SYSTEM_BUNDLE[0])
         pool = {
             "name": POOL,
@@ -287,4 +299,103 @@ def test_celery_worker_sigkill_retry_adopts_session_on_the_other_worker(
         f"\n[system test] SIGKILL of {victim}: the retry ran on {other} {retry_running_s:.1f} s after the "
         f"kill (heartbeat timeout {HEARTBEAT_TIMEOUT} s), polled the adopted session {sid} {adopt_s:.1f} s "
         f"after it, and succeeded {total:.1f} s after it; sessions created for the run: 1"
+    )
+
+
+def test_scheduler_and_triggerer_sigkill_mid_run(
+    stack: AirflowStack, api: httpx.Client, simulator: Sim
+) -> None:
+    sim = simulator
+    sim.sim.set_speed(SLOW)
+    run_id = stack.trigger_run(api, HA_DAG)
+    with stack.logs_on_failure(lambda: f"simulator: {sim.sim.stats()}"):
+        # 1. Every task deferred; its trigger polls its session from a triggerer.
+        def all_deferred() -> dict[str, int | None] | None:
+            holders = stack.trigger_holders(HA_DAG, run_id)
+            held = len(holders) == HA_TASKS and None not in holders.values()
+            return holders if held and len(run_sessions(sim, run_id)) == HA_TASKS else None
+
+        holders = poll(
+            f"{HA_TASKS} deferred tasks held by triggerers", all_deferred, 240, check=stack.check_alive
+        )
+        by_task = {s.title.split(".", 1)[1].split(" ", 1)[0]: s.id for s in run_sessions(sim, run_id)}
+        sids = set(by_task.values())
+
+        # 2. The triggerer polling the simulator (its process tree holds connections to it), and a scheduler.
+        def polling_triggerer() -> str | None:
+            for name in ("triggerer", "triggerer-2"):
+                if name in stack.procs and stack.connections_to(name, sim.sim.port):
+                    return name
+            return None
+
+        victim = poll("a triggerer polling the sessions", polling_triggerer, 60, interval=0.2)
+        [survivor] = [name for name in ("triggerer", "triggerer-2") if name != victim]
+        jobs = sorted({job for job in holders.values() if job is not None})
+        say(f"SIGKILL to scheduler and {victim}; the triggers are held by triggerer jobs {jobs}")
+        sent = stack.kill(victim, signal.SIGKILL)
+        stack.kill("scheduler", signal.SIGKILL)
+        sent_wall = time.time() - (time.monotonic() - sent)
+
+        # 3. The surviving triggerer polls every session again (any poll after the kill is the survivor's).
+        def all_resumed() -> dict[str, float] | None:
+            gets = sim.sim.requests("get_session")
+            times = {
+                sid: min(
+                    [
+                        r["time"]
+                        for r in gets
+                        if r["path"] == f"/v1alpha/sessions/{sid}" and r["time"] > sent_wall
+                    ],
+                    default=None,
+                )
+                for sid in sids
+            }
+            if None in times.values():
+                return None
+            return {sid: float(when) - sent_wall for sid, when in times.items() if when is not None}
+
+        resumed = poll(
+            f"{survivor} to poll every session",
+            all_resumed,
+            TRIGGERER_THRESHOLD * 5 + 90,
+            interval=0.25,
+            check=stack.check_alive,
+        )
+        # The triggers the victim held now have another holder (read from the DB) and were polled again.
+        moved = {task for task, job in stack.trigger_holders(HA_DAG, run_id).items() if job != holders[task]}
+        assert moved, (holders, stack.trigger_holders(HA_DAG, run_id))
+        takeover = max(resumed[by_task[task]] for task in moved)
+        assert stack.connections_to(survivor, sim.sim.port), survivor
+        sim.sim.set_speed(FAST)
+
+        # 4. scheduler-2 runs the resumed tasks on the Celery workers: every task succeeds in its first try.
+        run = stack.wait_run(api, HA_DAG, run_id, timeout=300)
+        tis = stack.task_instances(api, HA_DAG, run_id)
+        assert run["state"] == "success", {k: v["state"] for k, v in tis.items()}
+        assert {k: v["state"] for k, v in tis.items()} == {f"session_{i}": "success" for i in range(HA_TASKS)}
+        finished = time.monotonic() - sent
+
+        # 5. No duplicate session (the simulator's log); each task's result is its own session, and every
+        #    activity line of that session is in the task's log.
+        assert len(run_creates(sim, run_id)) == HA_TASKS, run_creates(sim, run_id)
+        assert sorted(s.id for s in run_sessions(sim, run_id)) == sorted(by_task.values())
+        assert sorted(by_task) == [f"session_{i}" for i in range(HA_TASKS)], by_task
+        for task, sid in by_task.items():
+            result = stack.result(api, HA_DAG, run_id, task)
+            assert result["session_id"] == sid and result["outcome"] == "completed", (task, result)
+            log = stack.log_text(api, HA_DAG, run_id, task, 1)
+            lines = activity_lines(sim.sim, sid)
+            assert len(lines) >= 10, lines
+            missing = [line for line in lines if json.dumps(line)[1:-1] not in log]
+            assert not missing, (task, missing)
+
+        # Both come back for whatever runs next on the stack.
+        stack.start(victim)
+        stack.start("scheduler")
+    FIGURES.update(triggerer_takeover_s=takeover, ha_finished_s=finished)
+    print(
+        f"\n[system test] SIGKILL of a scheduler and {victim} with {HA_TASKS} deferred tasks: {survivor} "
+        f"polled the {len(moved)} sessions it took over again {takeover:.1f} s after the kill (threshold "
+        f"{TRIGGERER_THRESHOLD} s); scheduler-2 ran the tasks to success {finished:.1f} s after it; "
+        f"sessions created: {HA_TASKS}, no activity missing from the logs"
     )
