@@ -210,9 +210,11 @@ class AirflowStack:
     def kill(self, name: str, sig: signal.Signals, timeout: float = 60.0) -> float:
         """Send ``sig`` to a component and wait (bounded) until it and its children are gone.
 
-        SIGKILL goes to the whole process group (a crash of the machine or container: nothing gets to
-        clean up). Any other signal goes to the main process only, as a process manager sends it; the
-        component must stop its children itself. Returns the monotonic time the signal was sent.
+        SIGKILL goes to the whole process group and to every process of the component's tree (a crash of
+        the machine or container: nothing gets to clean up; since Airflow 3.3 a worker's task runner has a
+        process group of its own). Any other signal goes to the main process only, as a process manager
+        sends it; the component must stop its children itself. Returns the monotonic time the signal was
+        sent.
         """
         proc = self.procs.pop(name)
         self.gone[name] = proc
@@ -223,6 +225,9 @@ class AirflowStack:
         if sig == signal.SIGKILL:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group id is the pid
+            for member in tree:  # ours: the component and its descendants, found before the signal
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
         else:
             proc.send_signal(sig)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -242,7 +242,8 @@ def test_celery_worker_sigkill_retry_adopts_session_on_the_other_worker(
         assert victim is not None, (pid, "not in the process tree of any Celery worker we started")
         [other] = [name for name in WORKERS if name != victim]
 
-        # 2. SIGKILL to the worker's whole process group: the worker, its pool and the task process.
+        # 2. SIGKILL to the worker's whole process tree (its process group, and the task runner's own group):
+        #    the worker, its pool, the supervisor and the task process, as if the machine were lost.
         say(f"SIGKILL to {victim} (pid {stack.procs[victim].pid}), which runs the task process {pid}")
         sent = stack.kill(victim, signal.SIGKILL)
         sent_wall = time.time() - (time.monotonic() - sent)
