@@ -63,9 +63,9 @@ COMPONENTS = [
     "triggerer-2",
     *WORKERS,
 ]
-#: Simulated seconds per real second. A session of sim:steps=8 (about 180 simulated seconds) lasts about 12 s
+#: Simulated seconds per real second. A session of sim:steps=8 (about 180 simulated seconds) lasts about 7 s
 #: in the fan-out (the pool's waves overlap for long), about 90 s while a worker is killed, then seconds.
-FANOUT_SPEED, SLOW, FAST = 15.0, 2.0, 30.0
+FANOUT_SPEED, SLOW, FAST = 25.0, 2.0, 30.0
 #: [scheduler] task_instance_heartbeat_timeout: a running task whose heartbeat is older is failed (retried).
 HEARTBEAT_TIMEOUT = 12
 #: [triggerer] and [scheduler] health check thresholds: a job whose heartbeat is older is dead to the others.
