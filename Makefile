@@ -42,7 +42,7 @@ uv:
 
 $(STAMP): pyproject.toml $(LOCK_FILE) | uv
 	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip install --quiet $(PINS) -e '.[test,docs]' "apache-airflow==$(AIRFLOW_VERSION)"
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet $(PINS) -e '.[test,docs,system]' "apache-airflow==$(AIRFLOW_VERSION)"
 	@if [ "$(LOCK_TAG)" = latest ] && [ -f constraints/airflow-$(AIRFLOW_VERSION).txt ]; then \
 		$(BIN)/python constraints/diff.py constraints/airflow-$(AIRFLOW_VERSION).txt; fi
 	@if [ "$(LOCK_TAG)" = locked ]; then $(BIN)/python constraints/diff.py --check $(LOCK); fi
@@ -73,7 +73,7 @@ lock: uv
 		test -f constraints/airflow-$$v.in || printf 'apache-airflow==%s\n' "$$v" > constraints/airflow-$$v.in; \
 		echo "make lock: constraints/airflow-$$v.txt"; \
 		uv pip compile --quiet --universal --python-version 3.10 --upgrade --custom-compile-command "make lock" \
-			pyproject.toml --extra test --extra docs --extra simulator constraints/airflow-$$v.in \
+			pyproject.toml --extra test --extra docs --extra simulator --extra system constraints/airflow-$$v.in \
 			-o constraints/airflow-$$v.txt || exit 1; \
 	done
 

@@ -4,7 +4,8 @@
   components asked for, yields an :class:`AirflowStack`, then stops every process it started (by PID, with
   their children) and removes the home.
 * :class:`AirflowStack` starts, stops and kills single components (process group: ``airflow triggerer``
-  runs its triggers in a child process), reads the metadata DB (read-only) and drives the REST API.
+  runs its triggers in a child process), reads the metadata DB (read-only: SQLite, or PostgreSQL when the
+  stack has a ``dsn``, see ``stack_pg.py``) and drives the REST API.
 * :func:`poll` waits for a condition, bounded in time and in count: no test sleeps longer than needed.
 
 The Jules API simulator runs in a thread of the test process (see :func:`simulator`).
@@ -43,6 +44,8 @@ COMPONENTS: dict[str, list[str]] = {
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
+    # CeleryExecutor (tests/system/stack_pg.py); --celery-hostname and --pid are added at start (per name).
+    "celery-worker": ["celery", "worker", "--skip-serve-logs", "--without-gossip", "--without-mingle"],
 }
 EXAMPLE_BUNDLE = ("example-dags", REPO / "example_dags")
 SYSTEM_BUNDLE = ("system-dags", REPO / "tests" / "system" / "dags")
@@ -166,6 +169,8 @@ class AirflowStack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: Components stopped or killed on purpose (their logs are still dumped on failure).
     gone: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: libpq DSN of a PostgreSQL metadata DB (None: the SQLite file in ``home``).
+    dsn: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -180,6 +185,8 @@ class AirflowStack:
         args = [str(BIN / "airflow"), *COMPONENTS[kind]]
         if kind == "api-server":
             args += ["--port", str(self.port)]
+        if kind == "celery-worker":  # two workers on one machine: their own Celery names and PID files
+            args += ["--celery-hostname", f"{name}@127.0.0.1", "--pid", str(self.home / f"{name}.pid")]
         assert name not in self.procs, f"{name} is already running"
         self.gone.pop(name, None)
         with open(self.log_path(name), "ab") as out:
@@ -203,9 +210,11 @@ class AirflowStack:
     def kill(self, name: str, sig: signal.Signals, timeout: float = 60.0) -> float:
         """Send ``sig`` to a component and wait (bounded) until it and its children are gone.
 
-        SIGKILL goes to the whole process group (a crash of the machine or container: nothing gets to
-        clean up). Any other signal goes to the main process only, as a process manager sends it; the
-        component must stop its children itself. Returns the monotonic time the signal was sent.
+        SIGKILL goes to the whole process group and to every process of the component's tree (a crash of
+        the machine or container: nothing gets to clean up; since Airflow 3.3 a worker's task runner has a
+        process group of its own). Any other signal goes to the main process only, as a process manager
+        sends it; the component must stop its children itself. Returns the monotonic time the signal was
+        sent.
         """
         proc = self.procs.pop(name)
         self.gone[name] = proc
@@ -216,6 +225,9 @@ class AirflowStack:
         if sig == signal.SIGKILL:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group id is the pid
+            for member in tree:  # ours: the component and its descendants, found before the signal
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
         else:
             proc.send_signal(sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -290,7 +302,15 @@ class AirflowStack:
 
     # ------------------------------------------------------------------ metadata DB (read-only)
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the SQLite metadata DB (read-only; Airflow's components write it)."""
+        """Read the metadata DB (read-only; Airflow's components write it). ``?`` marks the parameters."""
+        if self.dsn is not None:
+            import psycopg2  # the `system` extra
+
+            with contextlib.closing(psycopg2.connect(self.dsn)) as pg:
+                pg.set_session(readonly=True, autocommit=True)
+                with pg.cursor() as cur:
+                    cur.execute(sql.replace("?", "%s"), params)
+                    return list(cur.fetchall())
         uri = f"file:{self.home / 'airflow.db'}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
             return list(db.execute(sql, params).fetchall())
@@ -439,8 +459,13 @@ def airflow_stack(
     components: list[str],
     bundles: list[tuple[str, Path]],
     extra_env: dict[str, str] | None = None,
+    dsn: str | None = None,
 ) -> Iterator[AirflowStack]:
-    """A migrated throw-away AIRFLOW_HOME and the given components; everything stopped and removed after."""
+    """A migrated throw-away AIRFLOW_HOME and the given components; everything stopped and removed after.
+
+    The metadata DB is SQLite in the home, unless ``extra_env`` names another one
+    (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``) and ``dsn`` says how to read it.
+    """
     home = Path(tempfile.mkdtemp(prefix="jules-system-airflow-home-"))
     try:
         port = free_port()
@@ -449,7 +474,7 @@ def airflow_stack(
             [str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home, capture_output=True, timeout=180
         )
         assert migrate.returncode == 0, migrate.stdout.decode()[-3000:] + migrate.stderr.decode()[-3000:]
-        stack = AirflowStack(home, port, env)
+        stack = AirflowStack(home, port, env, dsn=dsn)
         try:
             for name in components:
                 stack.start(name)
