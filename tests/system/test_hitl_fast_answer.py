@@ -1,23 +1,28 @@
 """Reproducer (issue #21 item 4): an answer to a Required Actions form given the moment the form opens.
 
-Airflow's own ``HITLOperator`` (apache-airflow-providers-standard), no Jules: TRIES independent HITL tasks in
-one DAG run, each answered through the public REST API (``PATCH .../hitlDetails``) as soon as its form row
-is in the metadata DB (read every 20 ms), i.e. within a fraction of a second, where a person takes seconds.
-Run on SQLite and on PostgreSQL, with the LocalExecutor (the executor the race was seen with).
+Airflow's own ``HITLOperator`` (apache-airflow-providers-standard), no Jules: a DAG run of TRIES independent
+HITL tasks, each answered through the public REST API (``PATCH .../hitlDetails``) as soon as its form row is
+in the metadata DB (read every 20 ms; 0.02-0.8 s after the form's creation), where a person takes seconds.
+On SQLite and on PostgreSQL, with the LocalExecutor (the executor the race was seen with).
 
 Each task ends in one of three ways, read from the metadata DB:
 
 * ``success``: the answer resumed the task;
-* ``failed`` with a "state mismatch" log row: the scheduler handled the executor's "success" event of the
-  workload that parked the task after it had re-queued the resumed task (same try number), and failed the
-  task as "state changed externally";
-* ``stranded``: the task stays in ``awaiting_input`` with its answer recorded (the answer and the parking
-  committed in overlapping transactions); nothing resumes it.
+* ``failed-state-mismatch``: failed, with a "state mismatch" row in the ``log`` table: the scheduler handled
+  the executor's "success" event of the workload that parked the task after it had re-queued the resumed
+  task (same try number), and failed it as "state changed externally";
+* ``stranded``: the task stays in ``awaiting_input`` with its answer recorded; nothing resumes it (seen on
+  both databases: the answer and the parking crossed, and the parking did not see the answer).
 
-The test documents what the installed Airflow does, per version, and fails when that changes (then update
-docs/production.rst and this file): on Airflow 3.3 the task parks in ``awaiting_input``, and an immediate
-answer loses at least one task of TRIES; on 3.1/3.2 the wait is a deferral (``HITLTrigger``) and every
-task succeeds.
+The race is not deterministic. Measured on Airflow 3.3.2 (these 2-core machines, 4 runs of 4 tasks per
+database): answered one after the other, SQLite lost 2, 0 and 3 tasks of 4, PostgreSQL 2, 1 and 2 (one run of
+the 6 lost none); answered together (as now), each lost 4 of 4 (SQLite: 1 stranded, 3 failed; PostgreSQL
+the same). So on an affected version the test triggers up to ROUNDS runs and stops at the first that loses a
+task.
+
+The test documents what the installed Airflow does and fails when that changes (then update
+docs/production.rst and this file): on Airflow 3.3 the task parks in ``awaiting_input`` and immediate answers
+lose tasks; on 3.1/3.2 the wait is a deferral (``HITLTrigger``) and every task succeeds (3.1.8: 8 of 8).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import datetime
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -34,6 +40,7 @@ import pytest
 
 from tests.system.harness import (
     LOCAL_COMPONENTS,
+    PERSON_READS_S,
     AirflowStack,
     airflow_at_least,
     airflow_stack,
@@ -50,6 +57,8 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
 DAG_ID = "hitl_fast_answer"
 BUNDLE = "hitl-fast-answer"
 TRIES = 4
+#: Runs of TRIES tasks at most on an affected version, until one loses a task.
+ROUNDS = 3
 #: A task in awaiting_input with its answer recorded for this long is stranded (a resume takes < 1 s).
 STRANDED_AFTER_S = 10.0
 DAG_FILE = f'''
@@ -58,7 +67,7 @@ from airflow.sdk import DAG
 from airflow.providers.standard.operators.hitl import HITLOperator
 
 with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), catchup=False,
-         max_active_tasks={TRIES}):
+         max_active_tasks={TRIES}, max_active_runs={ROUNDS}):
     for i in range({TRIES}):
         HITLOperator(task_id=f"form_{{i}}", subject=f"Form {{i}}", options=["OK", "Stop"], retries=0)
 '''
@@ -93,22 +102,24 @@ def _utc(stamp: object) -> datetime.datetime:
 
 
 def answer_at_once(stack: AirflowStack, api: httpx.Client, run_id: str) -> dict[str, float]:
-    """Answer every form the moment its row is in the DB. {task_id: seconds from the form's creation to the
-    answer's acceptance (200)}."""
+    """Answer every form the moment its row is in the DB (read every 20 ms; the PATCHes of forms that open
+    together go out together). {task_id: seconds from the form's creation to the answer's acceptance}."""
     answered: dict[str, float] = {}
 
+    def answer(task: str, created: datetime.datetime) -> None:
+        response = stack.answer_form(api, DAG_ID, run_id, task, ["OK"])
+        assert response.status_code == 200, (task, response.status_code, response.text)
+        answered[task] = datetime.datetime.now(datetime.timezone.utc).timestamp() - created.timestamp()
+
     def all_answered() -> bool | None:
-        for task, created in forms(stack, run_id).items():
-            if task in answered:
-                continue
-            response = stack.answer_form(api, DAG_ID, run_id, task, ["OK"])
-            assert response.status_code == 200, (task, response.status_code, response.text)
-            answered[task] = datetime.datetime.now(datetime.timezone.utc).timestamp() - created.timestamp()
+        new = {task: created for task, created in forms(stack, run_id).items() if task not in answered}
+        if new:
+            with ThreadPoolExecutor(len(new)) as pool:
+                list(pool.map(answer, new, new.values()))  # list(): an assertion in a thread fails here
         return True if len(answered) == TRIES else None
 
-    poll(
-        f"{TRIES} forms to open (answered at once)", all_answered, 120, interval=0.02, check=stack.check_alive
-    )
+    what = f"{TRIES} forms to open (answered at once)"
+    poll(what, all_answered, 120, interval=0.02, check=stack.check_alive)
     return answered
 
 
@@ -155,25 +166,34 @@ def test_an_answer_the_moment_the_form_opens(db: str, tmp_path: Path) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / f"{DAG_ID}.py").write_text(textwrap.dedent(DAG_FILE))
+    affected = airflow_at_least(3, 3)
     began = time.monotonic()
+    rounds: list[tuple[dict[str, float], dict[str, str]]] = []
     with hitl_stack(db, dags) as stack, stack.logs_on_failure(), stack.api() as api:
         stack.wait_healthy(api)
         stack.unpause(api, DAG_ID, BUNDLE)
         ready = time.monotonic() - began
-        run_id = stack.trigger_run(api, DAG_ID)
-        answered = answer_at_once(stack, api, run_id)
-        ends = outcomes(stack, run_id)
-    counts = {kind: sorted(ends.values()).count(kind) for kind in sorted(set(ends.values()))}
-    delays = sorted(round(s, 2) for s in answered.values())
-    say(
-        f"{db}: stack ready in {ready:.0f} s; answers {delays} s after the forms opened; outcomes {counts} "
-        f"({ends}); {time.monotonic() - began:.0f} s in all"
-    )
-    assert max(answered.values()) < 1.5, answered  # the answers did come within about a second
-    if airflow_at_least(3, 3):
+        # The race is not deterministic (see the module's docstring): on an affected version, up to ROUNDS
+        # runs until one loses a task.
+        for _ in range(ROUNDS if affected else 1):
+            run_id = stack.trigger_run(api, DAG_ID)
+            answered = answer_at_once(stack, api, run_id)
+            rounds.append((answered, outcomes(stack, run_id)))
+            if any(end != "success" for end in rounds[-1][1].values()):
+                break
+    for answered, ends in rounds:
+        counts = {kind: sorted(ends.values()).count(kind) for kind in sorted(set(ends.values()))}
+        delays = sorted(round(s, 2) for s in answered.values())
+        say(f"{db}: answers {delays} s after the forms opened; outcomes {counts} ({ends})")
+    say(f"{db}: stack ready in {ready:.0f} s; {len(rounds)} run(s); {time.monotonic() - began:.0f} s in all")
+    for answered, _ in rounds:  # the answers came within about a second, before a person could read the form
+        delays = sorted(answered.values())
+        assert delays[len(delays) // 2] < 1.0 and delays[-1] < PERSON_READS_S, delays
+    ends = rounds[-1][1]
+    if affected:
         # Airflow 3.3 parks the task in awaiting_input; an immediate answer loses tasks (issue #21 item 4).
         lost = [task for task, end in ends.items() if end != "success"]
-        assert lost, f"every immediate answer resumed its task on {db}: the race is gone; update the docs"
+        assert lost, f"{db}: {len(rounds)} runs of {TRIES} immediate answers lost no task: update the docs"
         assert all(ends[t] in ("stranded", "failed-state-mismatch") for t in lost), ends
     else:
         # Airflow 3.1/3.2: HITLOperator defers to HITLTrigger, which reads the answer; nothing is lost.
