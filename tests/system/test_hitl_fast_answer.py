@@ -2,15 +2,15 @@
 
 Airflow's own ``HITLOperator`` (apache-airflow-providers-standard), no Jules: a DAG run of TRIES independent
 HITL tasks, each answered through the public REST API (``PATCH .../hitlDetails``) as soon as its form row is
-in the metadata DB (read every 20 ms; 0.02-0.8 s after the form's creation), where a person takes seconds.
+in the metadata DB (read every 20 ms; 0.02-1.2 s after the form's creation), where a person takes seconds.
 On SQLite and on PostgreSQL, with the LocalExecutor (the executor the race was seen with).
 
 Each task ends in one of three ways, read from the metadata DB:
 
 * ``success``: the answer resumed the task;
 * ``failed-state-mismatch``: failed, with a "state mismatch" row in the ``log`` table: the scheduler handled
-  the executor's "success" event of the workload that parked the task after it had re-queued the resumed
-  task (same try number), and failed it as "state changed externally";
+  the executor's "success" event of the workload that parked (3.3) or deferred (3.1) the task after it had
+  re-queued the resumed task (same try number), and failed it as "state changed externally";
 * ``stranded``: the task stays in ``awaiting_input`` with its answer recorded; nothing resumes it (seen on
   both databases: the answer and the parking crossed, and the parking did not see the answer).
 
@@ -20,9 +20,15 @@ the 6 lost none); answered together (as now), each lost 4 of 4 (SQLite: 1 strand
 the same). So on an affected version the test triggers up to ROUNDS runs and stops at the first that loses a
 task.
 
+On Airflow 3.1.8 the wait is a deferral: ``HITLTrigger`` reads the answer from the DB and fires. No task
+ever stranded (0 of 24), but the trigger can fire (the task back to ``scheduled``) before the scheduler has
+handled the deferring workload's exit, which then fails the task as a state mismatch: in 3 runs of 4 per
+database, SQLite lost 0, 4 and 0 tasks, PostgreSQL 0, 0 and 2 (6 of 24; 2 of the 6 runs lost any).
+
 The test documents what the installed Airflow does and fails when that changes (then update
-docs/production.rst and this file): on Airflow 3.3 the task parks in ``awaiting_input`` and immediate answers
-lose tasks; on 3.1/3.2 the wait is a deferral (``HITLTrigger``) and every task succeeds (3.1.8: 8 of 8).
+docs/production.rst and this file): on Airflow 3.3 immediate answers lose tasks, stranded or failed (up to
+ROUNDS runs until one does); on 3.1 and 3.2 one run, in which a task may fail as a state mismatch (too rare
+to require) but none strands.
 """
 
 from __future__ import annotations
@@ -196,5 +202,8 @@ def test_an_answer_the_moment_the_form_opens(db: str, tmp_path: Path) -> None:
         assert lost, f"{db}: {len(rounds)} runs of {TRIES} immediate answers lost no task: update the docs"
         assert all(ends[t] in ("stranded", "failed-state-mismatch") for t in lost), ends
     else:
-        # Airflow 3.1/3.2: HITLOperator defers to HITLTrigger, which reads the answer; nothing is lost.
-        assert set(ends.values()) == {"success"}, ends
+        # Airflow 3.1/3.2: HITLOperator defers to HITLTrigger, which reads the answer whenever it came: no
+        # task strands. The trigger can fire (the task back to scheduled) before the scheduler has handled
+        # the deferring workload's exit, which then fails the task as a state mismatch: sometimes, on SQLite
+        # (see the docstring), so a loss is allowed, of that kind only.
+        assert all(end in ("success", "failed-state-mismatch") for end in ends.values()), ends
