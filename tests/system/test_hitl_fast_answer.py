@@ -14,11 +14,11 @@ Each task ends in one of three ways, read from the metadata DB:
 * ``stranded``: the task stays in ``awaiting_input`` with its answer recorded; nothing resumes it (seen on
   both databases: the answer and the parking crossed, and the parking did not see the answer).
 
-The race is not deterministic. Measured on Airflow 3.3.2 (these 2-core machines, 4 runs of 4 tasks per
+The race is not deterministic. Measured on Airflow 3.3.2 (these 2-core machines, 5 runs of 4 tasks per
 database): answered one after the other, SQLite lost 2, 0 and 3 tasks of 4, PostgreSQL 2, 1 and 2 (one run of
-the 6 lost none); answered together (as now), each lost 4 of 4 (SQLite: 1 stranded, 3 failed; PostgreSQL
-the same). So on an affected version the test triggers up to ROUNDS runs and stops at the first that loses a
-task.
+the 6 lost none); answered together (as now), SQLite lost 4 and 2 (2 stranded, 4 failed), PostgreSQL 4 and 3
+(2 stranded, 5 failed). In all, 23 of 40 tasks lost, 9 of the 10 runs lost at least one. So on an affected
+version the test triggers up to ROUNDS runs and stops at the first that loses a task.
 
 On Airflow 3.1.8 the wait is a deferral: ``HITLTrigger`` reads the answer from the DB and fires. No task
 ever stranded (0 of 24), but the trigger can fire (the task back to ``scheduled``) before the scheduler has
