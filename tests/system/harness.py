@@ -47,14 +47,27 @@ COMPONENTS: dict[str, list[str]] = {
     # CeleryExecutor (tests/system/stack_pg.py); --celery-hostname and --pid are added at start (per name).
     "celery-worker": ["celery", "worker", "--skip-serve-logs", "--without-gossip", "--without-mingle"],
 }
+#: The four components of a LocalExecutor stack (no Celery worker: the scheduler runs the tasks).
+LOCAL_COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
 EXAMPLE_BUNDLE = ("example-dags", REPO / "example_dags")
 SYSTEM_BUNDLE = ("system-dags", REPO / "tests" / "system" / "dags")
+#: What a task may be in while its HITL form waits for a person: never "running" (no worker slot is held).
+HITL_WAITING_STATES = {"awaiting_input", "deferred"}
+#: Seconds a person takes to read a form before answering (see AirflowStack.waiting_form).
+PERSON_READS_S = 3.0
 
 T = TypeVar("T")
 
 
 def say(message: str) -> None:
     print(f"[system test {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def airflow_at_least(major: int, minor: int) -> bool:
+    """The installed Airflow is ``major.minor`` or newer."""
+    import airflow
+
+    return tuple(int(p) for p in airflow.__version__.split(".")[:2]) >= (major, minor)
 
 
 def free_port() -> int:
@@ -404,6 +417,63 @@ class AirflowStack:
     def log_text(self, api: httpx.Client, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
         return json.dumps(get_json(api, path)["content"])
+
+    # ------------------------------------------------------------------ HITL forms (Required Actions)
+    def open_form(
+        self, api: httpx.Client, dag_id: str, run_id: str, task_id: str
+    ) -> tuple[dict[str, Any], str] | None:
+        """The task's form while it waits for an answer, and the task's state at that moment (None: no
+        unanswered form of that task yet)."""
+        run_path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+        details = try_json(api, f"{run_path}/hitlDetails")
+        ti = try_json(api, f"{run_path}/taskInstances/{task_id}")
+        if not details or not ti:
+            return None
+        pending = [
+            d
+            for d in details.get("hitl_details", [])
+            if not d.get("response_received") and (d.get("task_instance") or {}).get("task_id") == task_id
+        ]
+        if pending and ti.get("state") in (HITL_WAITING_STATES | {"running", "scheduled", "queued"}):
+            return pending[0], str(ti["state"])
+        return None
+
+    def waiting_form(
+        self, api: httpx.Client, dag_id: str, run_id: str, task_id: str, what: str, timeout: float = 180
+    ) -> tuple[dict[str, Any], str]:
+        """Wait (bounded) for the task's form, then for the task to wait in a state that holds no worker slot
+        (``awaiting_input`` on Airflow >= 3.3, ``deferred`` before); then give a person's reading time.
+
+        Returns the form and that state. The pause matters: an answer within about a second of the form
+        opening races the task's parking on Airflow 3.3.2 (tests/system/test_hitl_fast_answer.py).
+        """
+        form, state = poll(
+            what, lambda: self.open_form(api, dag_id, run_id, task_id), timeout, check=self.check_alive
+        )
+        ti_path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        # The form is written just before the task parks: give the state a moment to settle.
+        for _ in range(40):
+            if state in HITL_WAITING_STATES:
+                break
+            time.sleep(0.25)
+            state = str((try_json(api, ti_path) or {}).get("state"))
+        assert state in HITL_WAITING_STATES, (task_id, state)
+        time.sleep(PERSON_READS_S)
+        return form, state
+
+    def answer_form(
+        self,
+        api: httpx.Client,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        chosen: list[str],
+        params_input: dict[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> httpx.Response:
+        """PATCH the task's form as the Required Actions page does (the caller checks the status)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        return api.patch(path, json={"chosen_options": chosen, "params_input": params_input or {}})
 
 
 def component_env(

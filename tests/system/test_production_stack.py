@@ -13,7 +13,11 @@ from the tests' own bookkeeping.
   session (one ``create_session`` for the run);
 * one scheduler and one triggerer (the one polling the sessions) are SIGKILLed while 5 Jules tasks are
   deferred: the other triggerer takes the triggers over, the other scheduler runs the resumed tasks; every
-  task succeeds, no session is created twice, and every activity of each session is in its task's log.
+  task succeeds, no session is created twice, and every activity of each session is in its task's log;
+* one ``on_user_feedback="ask"`` task and one ``review="hitl"`` task, their forms (Required Actions) answered
+  through the public REST API, the forms and the answers in PostgreSQL: each task waits without a worker slot
+  (``awaiting_input`` on Airflow >= 3.3, ``deferred`` before), the answer reaches Jules once, the approved
+  change completes the session.
 
 Without PostgreSQL, Redis or the ``system`` extra a local run skips with the command that installs them;
 under CI (``CI=true``) the tests fail instead.
@@ -37,6 +41,7 @@ from tests.system.harness import (
     AirflowStack,
     Sim,
     activity_lines,
+    airflow_at_least,
     get_json,
     poll,
     say,
@@ -53,6 +58,8 @@ FANOUT_DAG = "jules_pg_pool_fanout"  # tests/system/dags/jules_production_dags.p
 FANOUT, POOL, POOL_SLOTS = 20, "jules_pg_sessions", 5
 WORKER_DAG = "jules_system_worker_kill"  # tests/system/dags/jules_system_dags.py
 HA_DAG, HA_TASKS = "jules_system_fanout", 5  # tests/system/dags/jules_system_dags.py (FANOUT)
+HITL_DAG = "jules_pg_hitl"  # tests/system/dags/jules_production_dags.py
+HITL_ANSWER = "Yes, update the docs too."
 WORKERS = ("celery-worker-1", "celery-worker-2")
 COMPONENTS = [
     "api-server",
@@ -107,7 +114,7 @@ def stack(simulator: Sim) -> Iterator[AirflowStack]:
 def api(stack: AirflowStack) -> Iterator[httpx.Client]:
     with stack.api() as api, stack.logs_on_failure():
         stack.wait_healthy(api)
-        for dag_id in (FANOUT_DAG, WORKER_DAG, HA_DAG):
+        for dag_id in (FANOUT_DAG, WORKER_DAG, HA_DAG, HITL_DAG):
             stack.unpause(api, dag_id, SYSTEM_BUNDLE[0])
         pool = {
             "name": POOL,
@@ -399,4 +406,77 @@ def test_scheduler_and_triggerer_sigkill_mid_run(
         f"polled the {len(moved)} sessions it took over again {takeover:.1f} s after the kill (threshold "
         f"{TRIGGERER_THRESHOLD} s); scheduler-2 ran the tasks to success {finished:.1f} s after it; "
         f"sessions created: {HA_TASKS}, no activity missing from the logs"
+    )
+
+
+def test_hitl_forms_answered_through_the_rest_api_on_postgres(
+    stack: AirflowStack, api: httpx.Client, simulator: Sim
+) -> None:
+    sim = simulator
+    sim.sim.set_speed(FAST)
+    began = time.monotonic()
+    run_id = stack.trigger_run(api, HITL_DAG)
+    with stack.logs_on_failure(lambda: f"simulator: {sim.sim.stats()}"):
+        # 1. Jules's question (task "ask"): answered through the public API, once.
+        question, asked_in = stack.waiting_form(api, HITL_DAG, run_id, "ask", "the question form")
+        asked_s = time.monotonic() - began
+        assert "Question 1: should I also update the docs?" in question["body"], question["body"]
+        assert "Send answer" in question["options"], question
+        response = stack.answer_form(api, HITL_DAG, run_id, "ask", ["Send answer"], {"message": HITL_ANSWER})
+        assert response.status_code == 200, response.text
+        again = stack.answer_form(api, HITL_DAG, run_id, "ask", ["Send answer"], {"message": "x"})
+        assert again.status_code == 409, again.text  # one answer per open form
+
+        # 2. The change review (task "review"): approved through the public API.
+        review, reviewed_in = stack.waiting_form(api, HITL_DAG, run_id, "review", "the change-review form")
+        reviewed_s = time.monotonic() - began
+        assert "Approve" in review["options"], review
+        request = get_json(
+            api, f"/api/v2/dags/{HITL_DAG}/dagRuns/{run_id}/taskInstances/review/xcomEntries/jules_request"
+        )["value"]
+        assert "Review round 1 of at most 3" in str(request), request
+        response = stack.answer_form(api, HITL_DAG, run_id, "review", ["Approve"], {"message": ""})
+        assert response.status_code == 200, response.text
+
+        run = stack.wait_run(api, HITL_DAG, run_id, timeout=180)
+        tis = stack.task_instances(api, HITL_DAG, run_id)
+        assert run["state"] == "success", {k: v["state"] for k, v in tis.items()}
+        took = time.monotonic() - began
+
+        # 3. The forms and their answers are PostgreSQL rows (one HITL detail per task instance).
+        rows = stack.query(
+            "SELECT ti.task_id, h.chosen_options, h.responded_at FROM hitl_detail h "
+            "JOIN task_instance ti ON ti.id = h.ti_id WHERE ti.dag_id = ? AND ti.run_id = ?",
+            HITL_DAG,
+            run_id,
+        )
+        chosen = {str(task): (json.loads(c) if isinstance(c, str) else c) for task, c, _ in rows}
+        assert chosen == {"ask": ["Send answer"], "review": ["Approve"]}, rows
+        assert all(responded is not None for _, _, responded in rows), rows
+
+        # 4. From the simulator: two sessions, both completed; the answer sent once, no change requested.
+        sessions = {s.title.split(".", 1)[1].split(" ", 1)[0]: s for s in run_sessions(sim, run_id)}
+        assert sorted(sessions) == ["ask", "review"], sorted(sessions)
+        assert len(run_creates(sim, run_id)) == 2, run_creates(sim, run_id)
+        assert {task: s.state for task, s in sessions.items()} == {"ask": "COMPLETED", "review": "COMPLETED"}
+        sent = {
+            task: [r["json"] for r in sim.sim.requests("send_message") if s.id in r["path"]]
+            for task, s in sessions.items()
+        }
+        assert sent == {"ask": [{"prompt": HITL_ANSWER}], "review": []}, sent
+        asked = stack.result(api, HITL_DAG, run_id, "ask")
+        assert asked["outcome"] == "completed" and asked["session_id"] == sessions["ask"].id, asked
+        reviewed = stack.result(api, HITL_DAG, run_id, "review")
+        assert reviewed["outcome"] == "completed" and reviewed["session_id"] == sessions["review"].id
+        assert [(r["round"], r["decision"]) for r in reviewed["review"]] == [(1, "approved")], reviewed
+        expected = "awaiting_input" if airflow_at_least(3, 3) else "deferred"
+        assert (asked_in, reviewed_in) == (expected, expected), (asked_in, reviewed_in)
+        for task in ("ask", "review"):
+            tries = get_json(api, f"/api/v2/dags/{HITL_DAG}/dagRuns/{run_id}/taskInstances/{task}/tries")
+            assert [t["try_number"] for t in tries["task_instances"]] == [1], (task, tries)
+    FIGURES.update(hitl_question_s=asked_s, hitl_review_s=reviewed_s, hitl_run_s=took)
+    print(
+        f"\n[system test] HITL on PostgreSQL + Celery: the question form open {asked_s:.1f} s after the "
+        f"trigger, the review form {reviewed_s:.1f} s; both waited in {expected}; answered through the REST "
+        f"API; the run succeeded {took:.1f} s after the trigger; 2 sessions created, 1 answer sent to Jules"
     )
