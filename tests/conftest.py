@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,19 +49,27 @@ os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES", "airflow
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that must share one worker under pytest-xdist (``make pytest``: ``--dist loadgroup``).
+#: Tests that share one worker under pytest-xdist (make pytest): the system tests run one after another, so
+#: at most one set of real Airflow components runs next to the other workers; the packaging tests' module
+#: fixture builds the wheel and its virtualenv once. Every other test is scheduled on its own.
+SHARED_WORKER = ("tests/system/", "tests/packaging/")
 
-    The system tests (marker ``system``) form one group: they run one after another, so at most one set of
-    real Airflow components runs at a time next to the other workers. The packaging tests form another:
-    their module fixture builds the wheel and its virtualenv once. A test already in a group keeps it.
-    Without xdist the mark means nothing.
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # a pytest-xdist hook: ignored without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (pyproject.toml), grouped by the folders of :data:`SHARED_WORKER`.
+
+    pytest-xdist's own loadgroup reads ``xdist_group`` marks by rewriting each test's node id, which pytest
+    9.2 no longer allows: the marks are then silently ignored (pytest-xdist issue #1386). This scheduler
+    groups by path instead, which the controller knows without collecting. Larger groups are sent first
+    (pytest-xdist's loadscope order), so the long system group starts at once.
     """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        for marker in ("system", "packaging"):
-            if item.get_closest_marker(marker) is not None:
-                item.add_marker(pytest.mark.xdist_group(marker))
-                break
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedWorkerScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((folder for folder in SHARED_WORKER if nodeid.startswith(folder)), nodeid)
+
+    return SharedWorkerScheduling(config, log)
