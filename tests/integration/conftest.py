@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,10 +32,48 @@ def jules_simulator_config() -> SimulatorConfig:
     return SimulatorConfig(api_key="sim-key-integration", speed=400.0, seed=7, approval_timeout=7200.0)
 
 
+def _migrated_template(folder: Path) -> Path:
+    """An SQLite metadata DB migrated by ``airflow db migrate``, made once in ``folder`` for the test run.
+
+    Under pytest-xdist every worker asks for it: the first one (holding the lock) migrates, the others wait
+    for it and find it made. It is migrated into a temporary file renamed at the end, so a migration that
+    fails or is interrupted never leaves a half-made template behind.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    template = folder / "airflow.db"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, also if this process dies
+        if not template.exists():
+            partial = folder / f"airflow.db.{os.getpid()}.partial"
+            env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{partial}"}
+            airflow = Path(sys.executable).parent / "airflow"
+            subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=env)
+            os.replace(partial, template)
+    return template
+
+
 @pytest.fixture(scope="session")
-def airflow_db() -> None:
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """This process's metadata DB (AIRFLOW_HOME, tests/conftest.py), migrated: a copy of the one DB migrated
+    for the whole test run instead of an ``airflow db migrate`` per process (issue #21).
+
+    The template lives in pytest's base temporary folder, which every xdist worker shares (each worker's
+    own ``tmp_path_factory`` folder is a subfolder of it) and pytest empties at the start of each run.
+    The copy goes through SQLite's backup API, into the file Airflow's engine already points at.
+    """
+    from airflow.configuration import conf
+
+    url = conf.get("database", "sql_alchemy_conn")
+    assert url.startswith("sqlite:///"), f"the tests' metadata DB is SQLite, not {url}"
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # <basetemp>/popen-gw0 and so on: the parent is the run's own base folder
+    template = _migrated_template(shared / "airflow-db-template")
+    with (
+        contextlib.closing(sqlite3.connect(template)) as source,
+        contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as target,
+    ):
+        source.backup(target)
 
 
 @pytest.fixture
