@@ -222,17 +222,25 @@ def test_two_workers_failing_at_the_same_moment_leave_one_open_session(fsim: Any
         require_plan_approval=False,
     )
     found: list[Any] = []
-    start = threading.Barrier(2)
+    looked = threading.Barrier(2)
+
+    class LookingTogether(FixRequester):
+        """Both workers finish their first look before either creates: each sees no session."""
+
+        first = True
+
+        def fix_sessions(self, step: str) -> list[Any]:
+            sessions = super().fix_sessions(step)
+            if self.first:
+                self.first = False
+                looked.wait(10)
+            return sessions
 
     def worker() -> None:
         hook = _hook("jules_default", 15.0)
-        hook.client  # noqa: B018 - the connection is resolved before the race starts
-        requester = FixRequester(hook, FixPolicy(10, 7 * 86400.0), Budget(15.0), logging.getLogger("w"))
-        start.wait(10)
+        requester = LookingTogether(hook, FixPolicy(10, 7 * 86400.0), Budget(15.0), logging.getLogger("w"))
         found.append(requester.request(request))
 
-    # Both look before either creates (their first looks take 1 s): each sees no session and creates one.
-    fsim.set_faults(rules=[{"route": "list_sessions", "status": None, "latency_ms": 1000, "count": 2}])
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
