@@ -26,14 +26,24 @@ def notifier(**kwargs: object) -> JulesFixNotifier:
     return JulesFixNotifier(**{"source": SOURCE, "time_budget": BUDGET, **kwargs})  # type: ignore[arg-type]
 
 
-def failing_dag(dag_id: str, **notifier_kwargs: object) -> DAG:
-    with DAG(
+def fix_dag(dag_id: str, *, on: str = "tasks", retries: int = 0, **notifier_kwargs: object) -> DAG:
+    """A DAG whose failures call the notifier: from every task (``on="tasks"``), from the DAG
+    (``"dag"``) or both."""
+    task_args: dict[str, object] = {"retries": retries, "retry_delay": datetime.timedelta(seconds=0)}
+    if on in ("tasks", "both"):
+        task_args["on_failure_callback"] = notifier(**notifier_kwargs)
+    return DAG(
         dag_id,
         schedule=None,
         start_date=START,
         catchup=False,
-        default_args={"on_failure_callback": notifier(**notifier_kwargs)},
-    ) as dag:
+        default_args=task_args,
+        on_failure_callback=notifier(**notifier_kwargs) if on in ("dag", "both") else None,
+    )
+
+
+def failing_dag(dag_id: str, **notifier_kwargs: object) -> DAG:
+    with fix_dag(dag_id, **notifier_kwargs) as dag:
 
         @task
         def extract() -> None:
@@ -51,13 +61,7 @@ jules_fix_prompt_file = failing_dag("jules_fix_prompt_file", prompt="prompts/fix
 
 def three_failures(dag_id: str, **notifier_kwargs: object) -> DAG:
     """Three different failures in one run, each from its own frame (three independent tasks)."""
-    with DAG(
-        dag_id,
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        default_args={"on_failure_callback": notifier(**notifier_kwargs)},
-    ) as dag:
+    with fix_dag(dag_id, **notifier_kwargs) as dag:
 
         @task
         def rows() -> None:
@@ -82,13 +86,7 @@ jules_fix_three = three_failures("jules_fix_three")
 jules_fix_capped = three_failures("jules_fix_capped", max_sessions_per_day=2)
 
 # A connection password in the exception message.
-with DAG(
-    "jules_fix_secret",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": notifier(redact_patterns=[r"acct-\d{6}"])},
-) as jules_fix_secret:
+with fix_dag("jules_fix_secret", redact_patterns=[r"acct-\d{6}"]) as jules_fix_secret:
 
     @task
     def login() -> None:
@@ -103,13 +101,7 @@ with DAG(
     login()
 
 # The API answers after 40 s (a fault of the test): the notifier gives up after its 3 s.
-with DAG(
-    "jules_fix_slow",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": notifier(time_budget=3)},
-) as jules_fix_slow:
+with fix_dag("jules_fix_slow", time_budget=3) as jules_fix_slow:
 
     @task
     def slow() -> None:
@@ -118,13 +110,7 @@ with DAG(
     slow()
 
 # A task that succeeds: the notifier is never called.
-with DAG(
-    "jules_fix_success",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": notifier()},
-) as jules_fix_success:
+with fix_dag("jules_fix_success") as jules_fix_success:
 
     @task
     def fine() -> int:
@@ -133,17 +119,7 @@ with DAG(
     fine()
 
 # Retries: the failure callback runs after the last try only.
-with DAG(
-    "jules_fix_retries",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={
-        "on_failure_callback": notifier(),
-        "retries": 2,
-        "retry_delay": datetime.timedelta(seconds=0),
-    },
-) as jules_fix_retries:
+with fix_dag("jules_fix_retries", retries=2) as jules_fix_retries:
 
     @task
     def flaky() -> None:
@@ -152,13 +128,7 @@ with DAG(
     flaky()
 
 # No source and no git bundle: a warning, nothing opened.
-with DAG(
-    "jules_fix_no_source",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": JulesFixNotifier(time_budget=BUDGET)},
-) as jules_fix_no_source:
+with fix_dag("jules_fix_no_source", source=None) as jules_fix_no_source:
 
     @task
     def orphan() -> None:
@@ -167,13 +137,7 @@ with DAG(
     orphan()
 
 # A DAG-level callback: it runs without an exception.
-with DAG(
-    "jules_fix_dag_level",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    on_failure_callback=notifier(),
-) as jules_fix_dag_level:
+with fix_dag("jules_fix_dag_level", on="dag") as jules_fix_dag_level:
 
     @task
     def broken() -> None:
@@ -182,14 +146,7 @@ with DAG(
     broken()
 
 # The notifier on the tasks and on the DAG: the DAG-level call (no exception) reuses the task's session.
-with DAG(
-    "jules_fix_both",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args={"on_failure_callback": notifier()},
-    on_failure_callback=notifier(),
-) as jules_fix_both:
+with fix_dag("jules_fix_both", on="both") as jules_fix_both:
 
     @task
     def twice() -> None:
