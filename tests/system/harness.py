@@ -409,6 +409,15 @@ class AirflowStack:
         body = get_json(api, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in body["task_instances"]}
 
+    def state_mismatches(self, dag_id: str, run_id: str) -> set[str]:
+        """Task ids the scheduler failed as "state changed externally" in this run: Airflow's own audit row
+        (``log.event = 'state mismatch'``), written when it handles an executor's event for a workload of the
+        same try after the task instance moved on (apache/airflow#71172, #72716)."""
+        rows = self.query(
+            "SELECT task_id FROM log WHERE event = 'state mismatch' AND dag_id = ? AND run_id = ?", dag_id, run_id
+        )
+        return {str(task) for (task,) in rows}
+
     def result(self, api: httpx.Client, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
         value = get_json(api, path)["value"]

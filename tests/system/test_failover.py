@@ -339,6 +339,16 @@ def test_sensor_in_reschedule_mode_on_real_components(
         assert "up_for_reschedule" in states, states
         result = stack.result(api, SENSOR_DAG, run_id, task)
         assert result["outcome"] == "completed" and result["state"] == "COMPLETED", result
-        tries = get_json(api, f"{ti_path}/tries")["task_instances"]
-        assert [t["try_number"] for t in tries] == [1], tries
+        tries = {t["try_number"]: t["state"] for t in get_json(api, f"{ti_path}/tries")["task_instances"]}
+        if task in stack.state_mismatches(SENSOR_DAG, run_id):
+            # Airflow's race, not the sensor's (apache/airflow#71172, open; seen on 3.1.8 under load): the
+            # executor's late "success" for one poke reached the scheduler after the next poke had started,
+            # and the scheduler failed that try as "state changed externally". Only then is a second try
+            # allowed, and it must have finished the work (the DAG gives the sensor one retry for this).
+            # (Airflow 3.1.8 keeps no history row of a try it failed this way: try 1 may be missing.)
+            assert max(tries) == 2 and tries[2] == "success", tries
+            assert tries.get(1) in (None, "failed", "up_for_retry"), tries
+            print("\n[system test] reschedule-mode sensor: try 1 lost to apache/airflow#71172; try 2 finished")
+        else:
+            assert list(tries) == [1], tries
     print(f"\n[system test] reschedule-mode sensor: states {states}")

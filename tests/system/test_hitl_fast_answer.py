@@ -140,14 +140,7 @@ def outcomes(stack: AirflowStack, run_id: str) -> dict[str, str]:
             DAG_ID,
             run_id,
         )
-        mismatches = {
-            str(task)
-            for (task,) in stack.query(
-                "SELECT task_id FROM log WHERE event = 'state mismatch' AND dag_id = ? AND run_id = ?",
-                DAG_ID,
-                run_id,
-            )
-        }
+        mismatches = stack.state_mismatches(DAG_ID, run_id)
         found: dict[str, str] = {}
         now = time.monotonic()
         for task, state, responded in rows:

@@ -73,5 +73,10 @@ with DAG(
         mode="reschedule",
         poke_interval=1,
         timeout=timedelta(minutes=10),
+        # What docs/production.rst advises for a reschedule-mode sensor on Airflow <= 3.3.2: a retry, since
+        # the scheduler can fail a poke on a late executor event of the previous poke (apache/airflow#71172).
+        # A retry of this sensor only reads the session again.
+        retries=1,
+        retry_delay=timedelta(seconds=1),
     )
     start >> wait
