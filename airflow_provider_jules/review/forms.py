@@ -268,12 +268,14 @@ def open_form(
     """Write the task instance's HITL detail, then wait for the person without holding a worker slot.
 
     Airflow >= 3.3: ``TaskAwaitingInput`` (state ``awaiting_input``; the scheduler enforces the timeout).
-    Airflow 3.1 / 3.2: a deferral to the standard provider's ``HITLTrigger``. Either way the task resumes in
-    ``method_name(context, event=..., **kwargs)``.
+    Airflow 3.1 / 3.2: a deferral to the standard provider's ``HITLTrigger``, settled (``JulesHITLTrigger``:
+    an answer resumes the task no earlier than ``FORM_SETTLE_S`` after the form opened). Either way it resumes
+    in ``method_name(context, event=..., **kwargs)``.
     """
     from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
     ti_id = context["task_instance"].id
+    opened = datetime.now(timezone.utc)
     upsert_hitl_detail(
         ti_id=ti_id,
         options=form.options,
@@ -286,10 +288,11 @@ def open_form(
     timeout = timedelta(seconds=max(1.0, timeout_seconds)) if timeout_seconds is not None else None
     if TaskAwaitingInput is not None:
         raise TaskAwaitingInput(method_name=method_name, kwargs=kwargs, timeout=timeout)
-    from airflow.providers.standard.triggers.hitl import HITLTrigger
+    from airflow_provider_jules.triggers.hitl import FORM_SETTLE_S, JulesHITLTrigger
 
     task.defer(
-        trigger=HITLTrigger(
+        trigger=JulesHITLTrigger(
+            not_before=opened + timedelta(seconds=FORM_SETTLE_S),
             ti_id=ti_id,
             options=form.options,
             params=copy.deepcopy(form.params),

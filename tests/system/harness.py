@@ -414,7 +414,9 @@ class AirflowStack:
         (``log.event = 'state mismatch'``), written when it handles an executor's event for a workload of the
         same try after the task instance moved on (apache/airflow#71172, #72716)."""
         rows = self.query(
-            "SELECT task_id FROM log WHERE event = 'state mismatch' AND dag_id = ? AND run_id = ?", dag_id, run_id
+            "SELECT task_id FROM log WHERE event = 'state mismatch' AND dag_id = ? AND run_id = ?",
+            dag_id,
+            run_id,
         )
         return {str(task) for (task,) in rows}
 

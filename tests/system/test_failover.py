@@ -348,7 +348,7 @@ def test_sensor_in_reschedule_mode_on_real_components(
             # (Airflow 3.1.8 keeps no history row of a try it failed this way: try 1 may be missing.)
             assert max(tries) == 2 and tries[2] == "success", tries
             assert tries.get(1) in (None, "failed", "up_for_retry"), tries
-            print("\n[system test] reschedule-mode sensor: try 1 lost to apache/airflow#71172; try 2 finished")
+            print("\n[system test] reschedule sensor: try 1 lost to apache/airflow#71172, try 2 finished")
         else:
             assert list(tries) == [1], tries
     print(f"\n[system test] reschedule-mode sensor: states {states}")

@@ -78,6 +78,30 @@ with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz=
         HITLOperator(task_id=f"form_{{i}}", subject=f"Form {{i}}", options=["OK", "Stop"], retries=0)
 '''
 
+#: The same DAG with the provider's own wait (``open_form``: on 3.1/3.2 a deferral to ``JulesHITLTrigger``).
+JULES_DAG_FILE = f'''
+import pendulum
+from airflow.sdk import DAG, BaseOperator
+from airflow_provider_jules.review.forms import Form, open_form
+
+class AskAtOnce(BaseOperator):
+    def execute(self, context):
+        form = Form(subject=self.task_id, body="Answer me", options=["OK", "Stop"], params={{}})
+        open_form(self, context, form, method_name="resume", kwargs={{}}, timeout_seconds=600,
+                  poke_interval=0.2)
+
+    def resume(self, context, event=None):
+        assert event and event["chosen_options"] == ["OK"], event
+        return event["chosen_options"]
+
+with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), catchup=False,
+         max_active_tasks={TRIES}, max_active_runs={ROUNDS}):
+    for i in range({TRIES}):
+        AskAtOnce(task_id=f"form_{{i}}", retries=0)
+'''
+#: Runs of TRIES immediately answered forms of the provider's own wait (Airflow 3.1/3.2).
+GUARDED_ROUNDS = 2
+
 
 @contextlib.contextmanager
 def hitl_stack(db: str, dags: Path) -> Iterator[AirflowStack]:
@@ -200,3 +224,44 @@ def test_an_answer_the_moment_the_form_opens(db: str, tmp_path: Path) -> None:
         # the deferring workload's exit, which then fails the task as a state mismatch: sometimes, on SQLite
         # (see the docstring), so a loss is allowed, of that kind only.
         assert all(end in ("success", "failed-state-mismatch") for end in ends.values()), ends
+
+
+@pytest.mark.skipif(
+    airflow_at_least(3, 3),
+    reason="Airflow >= 3.3: the provider parks the task in awaiting_input (no trigger to settle); "
+    "test_an_answer_the_moment_the_form_opens documents what an immediate answer does there",
+)
+def test_the_providers_wait_settles_an_immediate_answer(tmp_path: Path) -> None:
+    """The guard (issue #21 item 4): the provider's own form wait on Airflow 3.1/3.2 is a deferral to
+    ``JulesHITLTrigger``, which resumes the task no earlier than FORM_SETTLE_S after the form opened. The same
+    immediate answers that can fail Airflow's own HITLOperator as a state mismatch resume every task."""
+    from airflow_provider_jules.triggers.hitl import FORM_SETTLE_S
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / f"{DAG_ID}.py").write_text(textwrap.dedent(JULES_DAG_FILE))
+    with hitl_stack("sqlite", dags) as stack, stack.logs_on_failure(), stack.api() as api:
+        stack.wait_healthy(api)
+        stack.unpause(api, DAG_ID, BUNDLE)
+        for _ in range(GUARDED_ROUNDS):
+            run_id = stack.trigger_run(api, DAG_ID)
+            answered = answer_at_once(stack, api, run_id)
+            opened = forms(stack, run_id)
+            ends = outcomes(stack, run_id)
+            finished = {  # seconds from each form's opening to its task's end (after the resume)
+                str(task): _utc(end).timestamp() - opened[str(task)].timestamp()
+                for task, end in stack.query(
+                    "SELECT task_id, end_date FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                    DAG_ID,
+                    run_id,
+                )
+            }
+            say(
+                f"guarded: answers {sorted(round(s, 2) for s in answered.values())} s after the forms "
+                f"opened; tasks ended {sorted(round(s, 1) for s in finished.values())} s after; "
+                f"outcomes {ends}"
+            )
+            assert sorted(answered.values())[len(answered) // 2] < 1.0, answered  # an immediate answer
+            assert set(ends.values()) == {"success"}, ends
+            # Each task was resumed (and so ended) only once its form had been open FORM_SETTLE_S.
+            assert all(seconds >= FORM_SETTLE_S for seconds in finished.values()), finished

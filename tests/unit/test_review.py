@@ -176,13 +176,19 @@ def test_open_form_writes_the_detail_then_waits_without_a_worker_slot(monkeypatc
             )  # fmt: skip
         from airflow.providers.standard.triggers.hitl import HITLTrigger
 
+        from airflow_provider_jules.triggers.hitl import FORM_SETTLE_S, JulesHITLTrigger
+
         trigger = deferred.value.trigger
-        assert isinstance(trigger, HITLTrigger)
+        assert isinstance(trigger, HITLTrigger) and isinstance(trigger, JulesHITLTrigger)
         assert deferred.value.method_name == "resume_from_person"
         assert deferred.value.kwargs == expected_kwargs
-        _classpath, kwargs = trigger.serialize()
+        classpath, kwargs = trigger.serialize()
+        assert classpath == "airflow_provider_jules.triggers.hitl.JulesHITLTrigger"
         assert kwargs["ti_id"] == "0199-ti" and kwargs["options"] == ["Send answer"]
         assert kwargs["poke_interval"] == 0.5 and kwargs["timeout_datetime"] is not None
+        # An answer resumes the task no earlier than FORM_SETTLE_S after the form opened (issue #21 item 4).
+        settle = (kwargs["not_before"] - datetime.now(timezone.utc)).total_seconds()
+        assert FORM_SETTLE_S - 2 < settle <= FORM_SETTLE_S, settle
     [detail] = written
     assert detail["ti_id"] == "0199-ti" and detail["options"] == ["Send answer"]
     assert detail["subject"] == "Jules: Fix the flaky tests" and detail["defaults"] is None
