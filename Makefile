@@ -51,8 +51,8 @@ $(STAMP): pyproject.toml $(LOCK_FILE) | uv
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_jules tests example_dags benchmarks
-	$(BIN)/ruff format --check airflow_provider_jules tests example_dags benchmarks
+	$(BIN)/ruff check airflow_provider_jules tests example_dags benchmarks docs/images
+	$(BIN)/ruff format --check airflow_provider_jules tests example_dags benchmarks docs/images
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

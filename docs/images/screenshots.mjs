@@ -1,14 +1,17 @@
-// Screenshots of the docs (the Required Actions page, the "Jules Fix" extra link), taken by docs/images/screenshots.py.
-// Usage: node screenshots.mjs <base_url> <out_dir> <name>=<path>[=<viewport height>[=<text>]] ...   (needs playwright-core and chromium)
-// With <text>, the shot waits until that text is visible and scrolls it into view first.
-import { chromium } from "playwright-core";
+// The browser side of docs/images/screenshots.py, which runs it (read its docstring first).
+// Usage: NODE_PATH=<dir>/node_modules node screenshots.mjs <base_url> <out_dir> '<shots as JSON>'
+// Each shot is {"name", "path", "height", "text"}: the page at <base_url><path> in a window 1400 pixels wide
+// and <height> high (the picture is the whole page) goes to <out_dir>/<name>.png. With a <text>, the shot
+// waits until that text is visible and scrolls it into view first. Chromium is $CHROMIUM or /usr/bin/chromium,
+// driven by the playwright-core npm package (found through NODE_PATH: an ES module import would not be).
+import { createRequire } from "node:module";
 
-const [base, outDir, ...shots] = process.argv.slice(2);
+const { chromium } = createRequire(import.meta.url)("playwright-core");
+const [base, outDir, specs] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium" });
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  for (const shot of shots) {
-    const [name, path, height, text] = shot.split("=");
+  for (const { name, path, height, text } of JSON.parse(specs)) {
     await page.setViewportSize({ width: 1400, height: Number(height || 1000) });
     await page.goto(base + path, { waitUntil: "networkidle", timeout: 60000 });
     if (text) {
