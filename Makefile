@@ -62,11 +62,12 @@ typecheck: $(STAMP)
 # Issue #21: the tests run in PYTEST_WORKERS parallel processes (pytest-xdist, `--dist loadgroup` from
 # pyproject.toml: the system tests share one worker, the packaging tests another; tests/conftest.py). Many
 # tests wait on the simulator's clock or on Airflow's own processes, so a worker more than the 2 cores of CI
-# keeps both busy. PYTEST_WORKERS=0 runs everything in one process, as before.
+# keeps both busy. PYTEST_WORKERS=0 runs everything in one process, as before. Every run prints its 15
+# slowest tests (--durations=15), so a CI log shows where the time goes.
 PYTEST_WORKERS ?= 3
 pytest: $(STAMP)
 	@mkdir -p .tmp  # pytest makes --basetemp itself, not its parent (a fresh clone has no .tmp/)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --basetemp=.tmp/pytest-$(notdir $(VENV)) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15 --basetemp=.tmp/pytest-$(notdir $(VENV)) $(PYTEST_ARGS)
 
 test: lint typecheck docs pytest
 
