@@ -288,14 +288,23 @@ class SessionFollower:
     def result(self, context: Context, session: Json, activities: list[Json], event: Json) -> Json:
         """The result dict of a finished wait; its pull request URL goes to XCom for the extra link."""
         path = self.options.artifacts_path
+        sid = str(event["session_id"])
         result = build_result(
             session,
             activities,
             timed_out=event["status"] == EventStatus.TIMEOUT,
             timeout_reason=str(event.get("message") or "") or None,
             inline_patch_limit=self.options.inline_patch_limit,
-            write_patch=patch_writer(self, context, path, str(event["session_id"])) if path else None,
+            write_patch=patch_writer(self, context, path, sid) if path else None,
+            write_media=media_writer(self, context, path, sid) if path else None,
         )
+        if result["media_dropped"] and not path:
+            self.log.info(
+                "Jules session %s attached %d media files (screenshots); they are not kept: set "
+                "artifacts_path to have them written and listed in the result and the review form.",
+                sid,
+                result["media_dropped"],
+            )
         if result["pull_request_url"]:
             context["ti"].xcom_push(key=PULL_REQUEST_URL_KEY, value=result["pull_request_url"])
         return result
@@ -420,20 +429,46 @@ def _is_asset(outlet: object) -> bool:
     return isinstance(outlet, Asset)
 
 
+def task_folder(context: Context) -> str:
+    """``<dag_id>/<run_id>/<task_id>[-<map_index>]`` (``:`` replaced by ``_``): where a task instance's
+    artifacts go under ``artifacts_path``."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    suffix = "" if map_index in (None, -1) else f"-{map_index}"
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}{suffix}".replace(":", "_")
+
+
 def patch_writer(follower: SessionFollower, context: Context, root: str, sid: str) -> Callable[[str], str]:
     """Writes a patch too large for XCom under ``root`` (an ObjectStoragePath URL); returns its URI."""
 
     def write(patch: str) -> str:
         from airflow.sdk import ObjectStoragePath
 
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        suffix = "" if map_index in (None, -1) else f"-{map_index}"
-        name = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}{suffix}/{sid}.patch".replace(":", "_")
-        path = ObjectStoragePath(str(root).rstrip("/") + "/" + name)
+        path = ObjectStoragePath(str(root).rstrip("/") + "/" + f"{task_folder(context)}/{sid}.patch")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(patch)
         follower.log.info("The patch (%d bytes) was written to %s", len(patch.encode()), path)
+        return str(path)
+
+    return write
+
+
+def media_writer(
+    follower: SessionFollower, context: Context, root: str, sid: str
+) -> Callable[[str, bytes], str]:
+    """Writes a session's media file (its name made by :mod:`airflow_provider_jules.media`) to
+    ``<root>/<task folder>/<session id>-media/<name>``; returns its URI. A file already there with the
+    same size (an earlier attempt, an earlier review round) is kept as it is: each file is written once."""
+
+    def write(name: str, data: bytes) -> str:
+        from airflow.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(str(root).rstrip("/") + f"/{task_folder(context)}/{sid}-media/{name}")
+        if path.exists() and path.stat().st_size == len(data):
+            return str(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        follower.log.info("Jules's media %s (%d bytes) was written to %s", name, len(data), path)
         return str(path)
 
     return write

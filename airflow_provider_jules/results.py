@@ -47,6 +47,12 @@ exactly the keys of :data:`RESULT_KEYS`:
     the change-review rounds of a task with ``review="hitl"`` (``[]`` here: the review room fills it), each
     ``{round, decision, reviewer, feedback, pull_request_url}``, decision ``approved``,
     ``changes_requested`` or ``rejected``.
+``media``, ``media_dropped``
+    the ``media`` artifacts of the activities (screenshots, e.g. of a "Frontend verification") that
+    ``write_media`` stored, oldest first, each ``{activity_id, mime_type, path, bytes}`` (never their
+    data), and the number of media artifacts not stored: all of them without ``write_media`` (no
+    ``artifacts_path``), else those with invalid or empty base64 or over a size cap. Rules, caps and file
+    names in :mod:`airflow_provider_jules.media`.
 
 Outcomes (:class:`Outcome`, rule alone in :func:`classify_outcome`), first match wins:
 
@@ -63,10 +69,10 @@ Outcomes (:class:`Outcome`, rule alone in :func:`classify_outcome`), first match
   ``STATE_UNSPECIFIED`` and values unknown to this version). This eighth value exists so that a result can
   be built from a live session too (e.g. a sensor or a "get session" operator); it is not an end state.
 
-Diff parsing (:mod:`airflow_provider_jules.diffs`), the URL checks (:mod:`airflow_provider_jules.links.urls`)
-and the activity log lines (:mod:`airflow_provider_jules.activity_log`) have modules of their own; their
-public names (:func:`patch_files`, :func:`check_session_url`, :func:`format_activity`, ...) stay importable
-from here.
+Diff parsing (:mod:`airflow_provider_jules.diffs`), the URL checks (:mod:`airflow_provider_jules.links.urls`),
+the media artifacts (:mod:`airflow_provider_jules.media`) and the activity log lines
+(:mod:`airflow_provider_jules.activity_log`) have modules of their own; their public names
+(:func:`patch_files`, :func:`check_session_url`, :func:`format_activity`, ...) stay importable from here.
 
 Nothing here raises on API data: missing keys, unknown activity kinds, activities without a union member
 (Q13), unknown artifacts or outputs and non-dict junk in lists are skipped or rendered generically.
@@ -105,6 +111,7 @@ from airflow_provider_jules.links.urls import (
     session_url,
 )
 from airflow_provider_jules.links.urls import checked as _checked
+from airflow_provider_jules.media import MediaCaps, collect_media
 
 __all__ = [
     "DEFAULT_INLINE_PATCH_LIMIT",
@@ -145,6 +152,8 @@ RESULT_KEYS = (
     "last_agent_message",
     "failure_reason",
     "review",
+    "media",
+    "media_dropped",
 )
 
 
@@ -364,12 +373,19 @@ def build_result(
     timeout_reason: str | None = None,
     inline_patch_limit: int = DEFAULT_INLINE_PATCH_LIMIT,
     write_patch: Callable[[str], str] | None = None,
+    write_media: Callable[[str, bytes], str] | None = None,
+    media_caps: MediaCaps | None = None,
 ) -> Json:
     """The result dict of a session (keys :data:`RESULT_KEYS`; rules in the module docstring).
 
     ``write_patch`` is called once, with the full patch, only when the patch exceeds
     ``inline_patch_limit`` UTF-8 bytes; it must return a non-empty URI string. Its own errors propagate
     (losing the patch silently would be worse). A negative ``inline_patch_limit`` is a ``ValueError``.
+
+    ``write_media(file_name, data)`` is called once per media artifact that passes the checks of
+    :func:`~airflow_provider_jules.media.collect_media` and the ``media_caps`` (default
+    :class:`~airflow_provider_jules.media.MediaCaps`), with the decoded bytes and a file name of the
+    provider's own making; it returns the stored file's path. Its errors propagate too.
     """
     _check_inline_patch_limit(inline_patch_limit)
     session = _session_dict(session)
@@ -383,6 +399,7 @@ def build_result(
     outcome = _classify(state, ordered, has_delivery, timed_out)
 
     title = _str(session.get("title"))
+    media, media_dropped = collect_media(ordered, write_media, media_caps)
     return {
         "session_id": ident,
         "session_name": f"sessions/{ident}" if ident is not None else None,
@@ -399,4 +416,6 @@ def build_result(
         ),
         "failure_reason": _failure_reason(outcome, ordered, state, timeout_reason),
         "review": [],
+        "media": media,
+        "media_dropped": media_dropped,
     }

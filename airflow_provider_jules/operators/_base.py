@@ -86,7 +86,9 @@ class _JulesWaitingBase(_JulesSessionBase):
         (default, with a warning), ``skip`` (the result is still pushed, then the task is skipped, so
         its downstream tasks skip too) or ``fail`` (at once, without retries).
     :param artifacts_path: ObjectStoragePath URL (``file://...``, ``s3://...``) where a patch larger than
-        ``inline_patch_limit`` is written; its URI goes to ``change_set.patch_uri``.
+        ``inline_patch_limit`` is written (its URI goes to ``change_set.patch_uri``), and Jules's
+        screenshots and other media artifacts (listed in the result's ``media``; without it they are only
+        counted in ``media_dropped``).
     :param inline_patch_limit: bytes of patch kept inline in the XCom result.
     :param max_poll_errors: consecutive failed polls tolerated before the task fails (they never count as a
         session failure).

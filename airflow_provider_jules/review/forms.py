@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow_provider_jules._compat import TaskAwaitingInput
 from airflow_provider_jules.jsontext import cut
 from airflow_provider_jules.marker import strip_marker
+from airflow_provider_jules.media import media_lines
 from airflow_provider_jules.options import HITL
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
     if summary:
         lines.append("\n**Jules's summary:**\n")
         lines.extend("> " + line for line in str(summary).splitlines())
+    lines.extend(media_lines(result))
     patch = change.get("patch")
     if patch:
         excerpt = patch.splitlines()[:DIFF_EXCERPT_LINES]

@@ -51,7 +51,8 @@ class JulesSessionSensor(JulesConnectionMixin, BaseSensorOperator):
         not stop work), ``archive`` or ``delete``.
     :param on_kill_action: what killing the deferred task does to the session (default ``keep``).
     :param inline_patch_limit: bytes of patch kept inline in the result.
-    :param artifacts_path: where a larger patch is written (ObjectStoragePath URL).
+    :param artifacts_path: where a larger patch and Jules's media (screenshots) are written
+        (ObjectStoragePath URL).
     :param max_poll_errors: consecutive failed polls tolerated (transient API errors never fail a poke
         before that).
 

@@ -19,6 +19,10 @@ FAILURE_REASON = "Jules encountered an error when working on the task."
 DEFAULT_QUESTION = "Should I also update the documentation for this change?"
 # A 1x1 transparent PNG, base64 (the media artifact of "Frontend verification").
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+# A 1x1 opaque blue PNG: with ``sim:media=N`` (N >= 2) the second screenshot differs from the first.
+PNG_1PX_BLUE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mOQKn4BAAIgAXZYyzEZAAAAAElFTkSuQmCC"
+#: The screenshots of a session's media steps, in turn (step ``index`` picks ``index % 2``).
+SCREENSHOTS = (PNG_1PX, PNG_1PX_BLUE)
 
 
 def write_plan(s: Session, t: int) -> None:
@@ -61,7 +65,8 @@ def write_progress(s: Session, t: int, data: dict[str, Any]) -> None:
                 "description": "Agent provided UI verification.",
             }
         }
-        s.add_activity(t, "agent", member, [{"media": {"data": PNG_1PX, "mimeType": "image/png"}}])
+        image = SCREENSHOTS[int(data.get("index", 0)) % len(SCREENSHOTS)]
+        s.add_activity(t, "agent", member, [{"media": {"data": image, "mimeType": "image/png"}}])
     elif kind == "odd":
         member = {"progressUpdated": {"title": "Recorded terminal session"}}
         arts = [{"terminalRecording": {"format": "asciicast-v2", "durationSeconds": 12}}]

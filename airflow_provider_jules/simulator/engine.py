@@ -138,6 +138,7 @@ class Engine:
                 steps=choice.steps,
                 pr_enabled=choice.pr_enabled,
                 questions=choice.questions,
+                media=choice.media,
                 rng=rng,
                 create_us=now,
                 update_us=now,

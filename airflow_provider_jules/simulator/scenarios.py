@@ -1,9 +1,10 @@
 """Scenarios: what a session will do, chosen by the prompt's ``sim:key=value`` markers, as a script of steps.
 
 :func:`choose_scenario` reads the markers (``sim:scenario=``, ``sim:steps=``, ``sim:questions=``, ``sim:pr=``,
-``sim:title=full``); :func:`initial_script` and :func:`resume_script` write the timed steps the state machine
-(:mod:`.lifecycle`) plays back. The session's title, topic and planned files come from its prompt here too.
-Every random draw comes from the session's own seeded RNG, in a fixed order: the same seed, the same session.
+``sim:media=``, ``sim:title=full``); :func:`initial_script` and :func:`resume_script` write the timed steps
+the state machine (:mod:`.lifecycle`) plays back. The session's title, topic and planned files come from its
+prompt here too. Every random draw comes from the session's own seeded RNG, in a fixed order: the same seed,
+the same session.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from airflow_provider_jules.simulator.errors import bad_request
 from airflow_provider_jules.simulator.session import Session, Step
 
 _MARKER = re.compile(r"sim:([A-Za-z_]+)=(\S+)")
+#: The most "Frontend verification" activities ``sim:media=N`` asks for.
+MAX_MEDIA_STEPS = 20
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -30,6 +33,7 @@ class ScenarioChoice:
     questions: int
     pr_enabled: bool
     full_title: bool  # sim:title=full: the whole prompt is the title
+    media: int | None = None  # sim:media=N: N "Frontend verification" activities (None: one when steps >= 5)
 
 
 def choose_scenario(prompt: str, config: SimulatorConfig) -> ScenarioChoice:
@@ -41,10 +45,11 @@ def choose_scenario(prompt: str, config: SimulatorConfig) -> ScenarioChoice:
     try:
         steps = max(1, min(1000, int(markers.get("steps", config.default_steps))))
         questions = max(1, min(20, int(markers.get("questions", 1))))
+        media = max(0, min(MAX_MEDIA_STEPS, int(markers["media"]))) if "media" in markers else None
     except ValueError as exc:
         raise bad_request(f"Invalid simulator marker: {exc}") from None
     pr_enabled = _BOOL.get(markers.get("pr", "true").lower(), True)
-    return ScenarioChoice(scenario, steps, questions, pr_enabled, markers.get("title") == "full")
+    return ScenarioChoice(scenario, steps, questions, pr_enabled, markers.get("title") == "full", media)
 
 
 def strip_markers(prompt: str) -> str:
@@ -91,7 +96,11 @@ def _delay(s: Session, lo: float, hi: float) -> int:
 
 
 def _progress_plan(s: Session, n: int, first_file: int) -> list[Step]:
-    """``n`` progress steps: install, edits, then (for longer runs) a failing test run, media and a review."""
+    """``n`` progress steps: install, edits, then (for longer runs) a failing test run, media and a review.
+
+    ``sim:media=N`` (``s.media``) replaces the one media step of a longer run by ``N`` media steps (each a
+    "Frontend verification" activity with one ``media`` artifact) just before the review, or at the end.
+    """
     steps: list[Step] = []
     edit = first_file
     for i in range(n):
@@ -104,7 +113,7 @@ def _progress_plan(s: Session, n: int, first_file: int) -> list[Step]:
             }
         elif n >= 4 and i == n - 1:
             data = {"kind": "review"}
-        elif n >= 5 and i == n - 2:
+        elif n >= 5 and i == n - 2 and s.media is None:
             data = {"kind": "media"}
         elif n >= 6 and i == n - 3:
             data = {"kind": "bash", "command": "pytest -q", "output": "1 failed, 3 passed", "exit_code": 1}
@@ -112,6 +121,10 @@ def _progress_plan(s: Session, n: int, first_file: int) -> list[Step]:
             data = {"kind": "edit", "file": edit}
             edit += 1
         steps.append(Step(_delay(s, 10, 25), "progress", data))
+    if s.media:
+        media = [Step(_delay(s, 5, 15), "progress", {"kind": "media", "index": k}) for k in range(s.media)]
+        at = len(steps) - 1 if steps and steps[-1].data.get("kind") == "review" else len(steps)
+        steps[at:at] = media
     return steps
 
 

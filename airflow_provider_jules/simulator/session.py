@@ -70,6 +70,7 @@ class Session:
     files: list[str] = field(default_factory=list)
     patch_parts: list[str] = field(default_factory=list)
     rounds: int = 1
+    media: int | None = None  # sim:media=N (see scenarios._progress_plan); None: the default media step
     pr: dict[str, Any] | None = None
     activity_requests: int = 0
     last_activity_us: int = 0
@@ -134,6 +135,7 @@ def internal_json(s: Session) -> dict[str, Any]:
         "steps": s.steps,
         "prEnabled": s.pr_enabled,
         "questions": s.questions,
+        "media": s.media,
         "requirePlanApproval": s.require_approval,
         "automationMode": s.automation_mode,
         "blocked": s.blocked,

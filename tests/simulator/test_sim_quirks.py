@@ -228,6 +228,39 @@ def test_q23_media_artifact_uses_mime_type(api: Api) -> None:
     assert base64.b64decode(media[0]["data"]).startswith(b"\x89PNG")
 
 
+def _media(api: Api, sid: str) -> list[tuple[str, dict[str, str]]]:
+    """(activity title, media artifact) of every media artifact of the session, oldest first."""
+    return [
+        (a["progressUpdated"]["title"], art["media"])
+        for a in api.activities(sid)
+        for art in a.get("artifacts", [])
+        if "media" in art
+    ]
+
+
+def test_media_marker_gives_that_many_verification_activities_with_distinct_screenshots(api: Api) -> None:
+    sid = api.create("Restyle the page sim:media=2")["id"]
+    api.wait_state(sid, "COMPLETED")
+    media = _media(api, sid)
+    assert [title for title, _ in media] == ["Frontend verification", "Frontend verification"]
+    assert all(set(m) == {"data", "mimeType"} and m["mimeType"] == "image/png" for _, m in media)
+    images = [base64.b64decode(m["data"], validate=True) for _, m in media]
+    assert all(i.startswith(b"\x89PNG\r\n\x1a\n") for i in images) and images[0] != images[1]
+    kinds = [union_key(a) for a in api.activities(sid)]
+    assert kinds[-1] == "sessionCompleted"  # the media come before the completion, as a verification does
+
+
+def test_media_marker_zero_and_short_sessions(api: Api) -> None:
+    none = api.create("Restyle the page sim:media=0")["id"]
+    short = api.create("Restyle the page sim:steps=2 sim:media=3")["id"]
+    default_short = api.create("Restyle the page sim:steps=2")["id"]
+    for sid in (none, short, default_short):
+        api.wait_state(sid, "COMPLETED")
+    assert _media(api, none) == []
+    assert len(_media(api, short)) == 3  # the marker does not depend on the number of steps
+    assert _media(api, default_short) == []  # without it, as before: one media step only when steps >= 5
+
+
 def test_q24_archived_hidden_from_default_list(api: Api) -> None:
     keep = api.create("keep")["id"]
     gone = api.create("archive me")["id"]

@@ -329,6 +329,8 @@ def test_result_has_exactly_the_listed_keys() -> None:
         "last_agent_message",
         "failure_reason",
         "review",
+        "media",
+        "media_dropped",
     }
     assert result["review"] == []  # the review room fills it (review="hitl")
 
@@ -434,6 +436,8 @@ def test_doc_example_7_completed_without_outputs_reads_change_set_from_activitie
         "last_agent_message": None,
         "failure_reason": None,
         "review": [],
+        "media": [],
+        "media_dropped": 1,  # the "Frontend verification" screenshot: no writer (and the docs blanked it)
     }
 
 
