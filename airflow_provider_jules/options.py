@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from airflow_provider_jules._compat import conf
 from airflow_provider_jules.client.errors import JulesConfigError
@@ -31,16 +32,21 @@ HITL = "hitl"
 DEFAULT_MAX_REVIEW_ROUNDS = 3
 #: Jules completes an unapproved plan after about 10 minutes (quirk Q15): the plan form closes before that.
 DEFAULT_PLAN_REVIEW_TIMEOUT = timedelta(minutes=8)
+#: What a plan or change review that nobody answers in time does (``on_review_timeout``).
+REVIEW_TIMEOUT_DECISIONS = ("fail", "approve", "reject")
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_TIMEOUT",
+    "REVIEW_TIMEOUT_DECISIONS",
     "WaitOptions",
     "boolean",
     "choice",
     "default_deferrable",
     "flag",
+    "hitl_users",
     "integer",
+    "notifier_list",
     "optional_string",
     "seconds",
 ]
@@ -65,6 +71,68 @@ def choice(name: str, value: object, choices: Iterable[str]) -> str:
 def flag(name: str, value: object) -> bool:
     """A boolean argument that is a boolean (``"false"`` is a non-empty string, hence true in Python)."""
     return bool(boolean(name, value))
+
+
+HITL_USER_FORM = '{"id": "<user id in the auth manager>", "name": "<display name>"}'
+
+
+def hitl_users(value: object) -> list[dict[str, str]]:
+    """``assigned_users`` as Airflow's ``HITLOperator`` takes it (one ``HITLUser`` dict or a list of them),
+    as a list of ``{"id", "name"}`` dicts; None or an empty list: no one is assigned (anyone may answer).
+
+    Both keys must be non-empty strings (Airflow compares the id with the auth manager's user id, a string:
+    the username with the simple auth manager); other keys are dropped, as Airflow drops them.
+    """
+    if value is None:
+        return []
+    users = [value] if isinstance(value, dict) else value
+    if not isinstance(users, (list, tuple)):
+        raise JulesConfigError(
+            f"assigned_users must be a user dict {HITL_USER_FORM} or a list of them (Airflow's HITLUser), "
+            f"got {type(value).__name__} {value!r}."
+        )
+    checked = []
+    for number, user in enumerate(users, start=1):
+        if not isinstance(user, dict):
+            raise JulesConfigError(
+                f"assigned_users: user {number} must be a dict {HITL_USER_FORM} (Airflow's HITLUser), "
+                f"got {type(user).__name__} {user!r}."
+            )
+        for key in ("id", "name"):
+            if not isinstance(user.get(key), str) or not str(user[key]).strip():
+                raise JulesConfigError(
+                    f'assigned_users: user {number} needs "{key}", a non-empty string, as in '
+                    f"{HITL_USER_FORM}; got {user!r}."
+                )
+        checked.append({"id": str(user["id"]), "name": str(user["name"])})
+    return checked
+
+
+def notifier_list(value: object) -> list[Any]:
+    """``notifiers`` as Airflow's ``HITLOperator`` takes it: one notifier (an Airflow ``BaseNotifier``, or
+    any callable taking the context) or a list of them; None: no notifier."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(item, type) for item in items):
+        raise JulesConfigError(
+            "notifiers must be notifier instances (SlackNotifier(...)), not classes: call the class with its "
+            "arguments."
+        )
+    if callable(value):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise JulesConfigError(
+            "notifiers must be an Airflow notifier (a BaseNotifier such as SlackNotifier(...)) or a list of "
+            f"them, got {type(value).__name__} {value!r}."
+        )
+    for number, notifier in enumerate(value, start=1):
+        if not callable(notifier):
+            raise JulesConfigError(
+                f"notifiers: item {number} must be an Airflow notifier (a BaseNotifier such as "
+                f"SlackNotifier(...)), got {type(notifier).__name__} {notifier!r}."
+            )
+    return list(value)
 
 
 @dataclass(frozen=True)

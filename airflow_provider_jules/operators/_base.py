@@ -24,6 +24,8 @@ from airflow_provider_jules.options import (
     HITL,
     WaitOptions,
     default_deferrable,
+    hitl_users,
+    notifier_list,
 )
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT
 
@@ -35,6 +37,8 @@ else:
     _OperatorBase = object
 
 Json = dict[str, Any]
+#: Airflow's ``HITLUser``: ``{"id": ..., "name": ...}`` (a TypedDict in ``airflow.sdk.execution_time.hitl``).
+HITLUserDict = dict[str, str]
 
 #: A ``prompt`` ending in one of these is a file next to the DAG (or in ``template_searchpath``).
 PROMPT_FILE_EXTENSIONS = (".md", ".txt", ".jinja")
@@ -82,6 +86,19 @@ class _JulesWaitingBase(_JulesSessionBase):
     :param on_reject_task: what a Reject does to the task: ``fail`` (default, without retries) or ``skip``.
     :param max_review_rounds: change reviews at most (default 3); changes requested in the last one fail the
         task, without sending them.
+    :param on_review_timeout: what a plan or change review that nobody answers before its timeout does:
+        ``fail`` (default: the task fails), ``approve`` (as if approved) or ``reject`` (as if rejected:
+        ``on_reject`` and ``on_reject_task`` apply). The result's ``review`` marks such a round
+        ``"timed_out": true``. A question that times out always fails.
+    :param assigned_users: who may answer the task's forms (questions, plan and change reviews), as for
+        Airflow's ``HITLOperator``: one ``{"id": ..., "name": ...}`` dict (Airflow's ``HITLUser``; the id is
+        the user's id in the auth manager, the username with the simple auth manager) or a list of them.
+        Airflow's REST API refuses (403) an answer from anyone else, except under the simple auth manager's
+        all-admins mode (see docs "People in the loop"). Default: anyone who may answer the DAG's forms.
+    :param notifiers: Airflow notifiers (``BaseNotifier``, e.g. a Slack or SMTP notifier), one or a list,
+        called once each time a form opens, as ``HITLOperator`` calls them; the context's ``jules_form``
+        holds the form's subject, kind, round, the Jules session URL and the form's URL in the Airflow UI.
+        A notifier that raises is logged and changes nothing else.
     :param on_no_changes: what a ``completed_without_changes`` outcome does to the task: ``succeed``
         (default, with a warning), ``skip`` (the result is still pushed, then the task is skipped, so
         its downstream tasks skip too) or ``fail`` (at once, without retries).
@@ -127,9 +144,16 @@ class _JulesWaitingBase(_JulesSessionBase):
         on_reject: str = "archive",
         on_reject_task: str = "fail",
         max_review_rounds: int = DEFAULT_MAX_REVIEW_ROUNDS,
+        on_review_timeout: str = "fail",
+        assigned_users: HITLUserDict | Sequence[HITLUserDict] | None = None,
+        notifiers: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Checked here (they are not templated): a bad value is a clear DAG import error.
+        self.assigned_users = hitl_users(assigned_users)
+        self.notifiers = notifier_list(notifiers)
+        self.on_review_timeout = on_review_timeout
         self.question_timeout = question_timeout
         self.review = review
         self.review_timeout = review_timeout
@@ -205,6 +229,9 @@ class _JulesWaitingBase(_JulesSessionBase):
                 on_reject=self.on_reject,
                 on_reject_task=self.on_reject_task,
                 max_review_rounds=self.max_review_rounds,
+                on_review_timeout=self.on_review_timeout,
+                assigned_users=self.assigned_users,
+                notifiers=self.notifiers,
                 owns_history=self.owns_session_history,
             )
             self._following = SessionFollower(

@@ -13,7 +13,16 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from airflow_provider_jules.client.errors import JulesConfigError
-from airflow_provider_jules.options import ASK, HITL, choice, integer, seconds
+from airflow_provider_jules.options import (
+    ASK,
+    HITL,
+    REVIEW_TIMEOUT_DECISIONS,
+    choice,
+    hitl_users,
+    integer,
+    notifier_list,
+    seconds,
+)
 from airflow_provider_jules.review.forms import (
     ON_REJECT_ACTIONS,
     ON_REJECT_TASK,
@@ -45,6 +54,12 @@ class ReviewOptions:
     #: True when every completion of the session belongs to this task (it created the session): a retry
     #: can then count the change requests already sent from the session's history.
     owns_history: bool = False
+    #: What a plan or change review nobody answers in time does: fail, approve or reject.
+    on_review_timeout: str = "fail"
+    #: Who may answer the forms (Airflow's HITLUser dicts); empty: anyone allowed to answer the DAG's forms.
+    assigned_users: tuple[dict[str, str], ...] = ()
+    #: Called once each time a form opens (Airflow notifiers).
+    notifiers: tuple[Any, ...] = ()
 
     @property
     def person_steps(self) -> bool:
@@ -66,11 +81,15 @@ class ReviewOptions:
         on_reject_task: object,
         max_review_rounds: object,
         owns_history: bool = False,
+        on_review_timeout: object = "fail",
+        assigned_users: object = None,
+        notifiers: object = None,
     ) -> ReviewOptions:
         """The checked options; "ask" and "hitl" need Airflow's human-in-the-loop feature."""
         question = seconds("question_timeout", question_timeout, allow_none=True)
         change = seconds("review_timeout", review_timeout, allow_none=True)
         plan = seconds("plan_review_timeout", plan_review_timeout, allow_none=True)
+        users = hitl_users(assigned_users)
         if review not in REVIEW_POLICIES:
             raise JulesConfigError(f'review must be None or "hitl", got {review!r}.')
         if review_plan not in REVIEW_POLICIES:
@@ -86,6 +105,9 @@ class ReviewOptions:
             on_reject_task=choice("on_reject_task", on_reject_task, ON_REJECT_TASK),
             max_review_rounds=integer("max_review_rounds", max_review_rounds, minimum=1, maximum=50),
             owns_history=owns_history,
+            on_review_timeout=choice("on_review_timeout", on_review_timeout, REVIEW_TIMEOUT_DECISIONS),
+            assigned_users=tuple(users),
+            notifiers=tuple(notifier_list(notifiers)),
         )
         if options.review_plan and not require_plan_approval:
             raise JulesConfigError('review_plan="hitl" needs require_plan_approval=True.')
