@@ -19,14 +19,17 @@ text and options*. This module therefore gives each task instance one stable for
 
 * the options are fixed by the operator's configuration (:func:`form_options`), so every step finds the
   options it needs;
-* the subject names the session; the body is written for the first request and says where the current one
-  is: the task log and the ``jules_request`` XCom (both always show the latest question, change or plan),
-  and the session and pull request links (whose pages always show the latest state).
+* the subject says what the first request asks and about what ("Jules asks: ...", "Review Jules's change
+  (round 1 of 3): ...", "Approve Jules's plan: ..."; :func:`subject_for`); the body is written for the
+  first request and says where the current one is: the task log and the ``jules_request`` XCom (both
+  always show the latest question, change or plan), and the session and pull request links (whose pages
+  always show the latest state); the notifiers (:mod:`.notify`) get each request's own subject.
 
 The parts: :mod:`.forms` (what a form shows, how the task waits for it, how an answer is read),
 :mod:`.state` (the checked :class:`ReviewOptions` and the typed :class:`ReviewState` carried from form to
-form) and :mod:`.flow` (:class:`ReviewFlow`, owned by the task's follower: which form opens when, and what
-each answer does). Nothing here imports the standard provider at DAG-parse time.
+form), :mod:`.flow` (:class:`ReviewFlow`, owned by the task's follower: which form opens when, and what
+each answer does) and :mod:`.notify` (the task's notifiers, called once each time a form opens). Nothing
+here imports the standard provider at DAG-parse time.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from airflow_provider_jules.review.forms import (
     ROUNDS_KEY,
     SEND_ANSWER,
     STANDARD_PROVIDER,
+    SUBJECT_MAX_CHARS,
     Answer,
     Form,
     build_form,
@@ -91,6 +95,7 @@ __all__ = [
     "ROUNDS_KEY",
     "SEND_ANSWER",
     "STANDARD_PROVIDER",
+    "SUBJECT_MAX_CHARS",
     "Answer",
     "Form",
     "ReviewFlow",

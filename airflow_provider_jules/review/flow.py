@@ -18,6 +18,7 @@ from airflow_provider_jules.failures import JulesSessionError, fail_fast, final_
 from airflow_provider_jules.options import WaitOptions, seconds
 from airflow_provider_jules.results import Outcome
 from airflow_provider_jules.review import forms as rv
+from airflow_provider_jules.review.notify import call_notifiers, form_info
 from airflow_provider_jules.review.state import STEPS, ReviewOptions, ReviewState
 from airflow_provider_jules.watch import EventStatus, validate_event
 
@@ -155,9 +156,11 @@ class FormOpener:
             self.log.info("Jules session %s: the current question was already answered; waiting.", sid)
             return self.host.rewait(context, event, session, self.idle(state, sid))
         result = self.host.snapshot(session, activities)
-        request = rv.question_markdown(result, history.question_text(question))
+        text = history.question_text(question)
+        request = rv.question_markdown(result, text)
         state = state.with_(step="question", event=event, question_id=qid)
-        return self.open(context, state, request, result, self.timeout(self.options.question_timeout, event))
+        timeout = self.timeout(self.options.question_timeout, event)
+        return self.open(context, state, request, result, timeout, question=text)
 
     def timeout(self, own: float | None, event: Json) -> float | None:
         """A form's timeout: its own, cut to what is left of the task's overall ``timeout``."""
@@ -178,9 +181,17 @@ class FormOpener:
         return state.with_(idle=idle)
 
     def open(
-        self, context: Context, state: ReviewState, request: str, result: Json, timeout: float | None
+        self,
+        context: Context,
+        state: ReviewState,
+        request: str,
+        result: Json,
+        timeout: float | None,
+        *,
+        question: str | None = None,
     ) -> NoReturn:
-        """Show ``request`` to a person (Required Actions) and wait for the answer in resume_from_person."""
+        """Show ``request`` to a person (Required Actions), tell the notifiers, and wait for the answer in
+        resume_from_person."""
         forms = state.form_count + 1
         if forms > rv.MAX_FORMS:
             raise AirflowFailException(
@@ -194,14 +205,32 @@ class FormOpener:
             ask=self.options.ask, review=self.options.review, review_plan=self.options.review_plan
         )
         params = rv.form_params(ask=self.options.ask, review=self.options.review)
+        step, limit = str(state.step), self.options.max_review_rounds
+        subject = rv.subject_for(step, result, question=question, round_number=state.round, max_rounds=limit)
+        users = self.options.assigned_users
+        form = rv.build_form(request, result, options, params, subject=subject, assigned_users=users)
+
+        def notify() -> None:
+            info = form_info(
+                context,
+                form,
+                kind=step,
+                result=result,
+                round_number=state.round,
+                max_rounds=limit,
+                timeout_seconds=timeout,
+            )
+            call_notifiers(self.options.notifiers, self.host.task, context, form, info, self.log)
+
         rv.open_form(
             self.host.task,
             context,
-            rv.build_form(request, result, options, params),
+            form,
             method_name="resume_from_person",
             kwargs={"jules_state": state.to_json()},
             timeout_seconds=timeout,
             poke_interval=min(5.0, self.host.options.poll_interval),
+            notify=notify if self.options.notifiers else None,
         )
 
 
@@ -292,7 +321,8 @@ class ReviewFlow:
             self.log.warning("The answer to Jules's question was empty; asking again.")
             result = self.host.snapshot(session, activities)
             timeout = self.opener.timeout(self.options.question_timeout, event)
-            return self.opener.open(context, state, rv.question_markdown(result, text), result, timeout)
+            request = rv.question_markdown(result, text)
+            return self.opener.open(context, state, request, result, timeout, question=text)
         self._send(sid, answer.message)
         self.log.info("Sent the answer of %s to Jules session %s.", answer.reviewer or "the person", sid)
         return self.host.rewait(context, event, session, state)
@@ -307,6 +337,8 @@ class ReviewFlow:
         answer: rv.Answer,
     ) -> Json:
         sid = event["session_id"]
+        if answer.timed_out:
+            answer = self._on_review_timeout(answer, "the plan review", sid)
         if answer.error is not None:
             if answer.timed_out:
                 self.host.cleanup(sid, self.host.options.on_timeout, why="got no plan review in time")
@@ -330,7 +362,8 @@ class ReviewFlow:
                 self.host.hook.approve_plan(sid)
             except Exception as exc:
                 raise fail_fast(exc) from exc
-            self.log.info("Approved the plan of Jules session %s (%s).", sid, answer.reviewer or "reviewer")
+            by = answer.reviewer or ("on_review_timeout" if answer.timed_out else "reviewer")
+            self.log.info("Approved the plan of Jules session %s (%s).", sid, by)
         elif result["outcome"] == Outcome.PLAN_NOT_APPROVED.value:
             raise final_error(
                 Outcome.PLAN_NOT_APPROVED.value,
@@ -357,6 +390,8 @@ class ReviewFlow:
         rounds = state.round_list
         number = int(state.round or len(rounds) + 1)
         result["review"] = rounds
+        if answer.timed_out:
+            answer = self._on_review_timeout(answer, f"review round {number}", sid)
         if answer.error is not None:
             if answer.timed_out:
                 raise JulesSessionError(
@@ -427,6 +462,22 @@ class ReviewFlow:
             context, event, session, state.with_(rounds=kept), target_states=["COMPLETED"]
         )
 
+    def _on_review_timeout(self, answer: rv.Answer, what: str, sid: str) -> rv.Answer:
+        """A plan or change review nobody answered in time: the answer ``on_review_timeout`` gives
+        (Approve or Reject, marked timed out), or the timeout itself (``"fail"``)."""
+        decision = self.options.on_review_timeout
+        if decision == "fail":
+            return answer
+        self.log.warning(
+            'No one answered %s of Jules session %s before its timeout: %s, as on_review_timeout="%s" says.',
+            what,
+            sid,
+            "approving" if decision == "approve" else "rejecting",
+            decision,
+        )
+        option = rv.APPROVE if decision == "approve" else rv.REJECT
+        return rv.Answer(option, "", None, timed_out=True)
+
     def _send(self, sid: str, message: str) -> None:
         try:
             self.host.hook.send_message(sid, message)
@@ -436,6 +487,8 @@ class ReviewFlow:
     def _reject(self, context: Context, sid: str, result: Json, what: str, answer: rv.Answer) -> Json:
         """Reject: the session is archived, deleted or kept (``on_reject``); the task fails or skips."""
         who = answer.reviewer or "the reviewer"
+        if answer.timed_out:
+            who = 'on_review_timeout="reject" (no one answered in time)'
         self.host.cleanup(sid, self.options.on_reject, why=f"was rejected by {who}")
         text = f"Jules session {sid}: {who} rejected {what}."
         if answer.message:

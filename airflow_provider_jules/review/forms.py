@@ -8,12 +8,13 @@ needed, and :func:`hitl_missing` checks for it first.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_jules._compat import TaskAwaitingInput
-from airflow_provider_jules.jsontext import cut
+from airflow_provider_jules.jsontext import ELLIPSIS, cut, one_line
 from airflow_provider_jules.marker import strip_marker
 from airflow_provider_jules.media import media_lines
 from airflow_provider_jules.options import HITL
@@ -44,6 +45,11 @@ MIN_STANDARD_VERSION = "1.21.0"
 MIN_AIRFLOW_VERSION = "3.1.0"
 DIFF_EXCERPT_LINES = 25
 MAX_BODY_CHARS = 12_000
+#: A form's subject, at most. Airflow sets no limit (3.1 and 3.3: ``subject`` is a TEXT column in
+#: ``airflow/models/hitl.py`` and migration 0076, a plain ``str`` in the API models); the Required Actions
+#: table shows it on one line and notifications show its start, so the kind of request comes first and
+#: only the session title or the question is shortened (ending with an ellipsis).
+SUBJECT_MAX_CHARS = 200
 
 
 # ------------------------------------------------------------------------------------------ availability
@@ -87,6 +93,8 @@ class Form:
     body: str
     options: list[str]
     params: dict[str, Json]
+    #: Who may answer (Airflow's HITLUser dicts); empty: anyone allowed to answer the DAG's forms.
+    assigned_users: list[dict[str, str]] = field(default_factory=list)
 
 
 def form_options(*, ask: bool, review: bool, review_plan: bool) -> list[str]:
@@ -130,8 +138,35 @@ def title_of(result: Json) -> str:
     return title or f"session {result.get('session_id')}"
 
 
-def subject_for(result: Json) -> str:
-    return cut(f"Jules: {title_of(result)}", 200)
+def subject_for(
+    step: str,
+    result: Json,
+    *,
+    question: str | None = None,
+    round_number: int | None = None,
+    max_rounds: int | None = None,
+) -> str:
+    """What the Required Actions list shows for a form: what is asked, and about what (one line, at most
+    :data:`SUBJECT_MAX_CHARS`): "Jules asks: <the question's first line>", "Review Jules's change (round 1
+    of 3): <session title>" or "Approve Jules's plan: <session title>"."""
+    if step == "question":
+        lines = [one_line(line) for line in (question or "").splitlines() if line.strip()]
+        first = lines[0] if lines else "(no question text)"
+        return _subject("Jules asks: ", first + (f" {ELLIPSIS}" if len(lines) > 1 else ""))
+    if step == "change":
+        return _subject(f"Review Jules's change (round {round_number} of {max_rounds}): ", _title(result))
+    if step == "plan":
+        return _subject("Approve Jules's plan: ", _title(result))
+    raise ValueError(f"no form subject for step {step!r}")
+
+
+def _title(result: Json) -> str:
+    return one_line(title_of(result)) or f"session {result.get('session_id')}"
+
+
+def _subject(prefix: str, about: str) -> str:
+    """``prefix`` kept whole, ``about`` shortened so the subject fits :data:`SUBJECT_MAX_CHARS`."""
+    return prefix + cut(about, SUBJECT_MAX_CHARS - len(prefix))
 
 
 def _links(result: Json) -> str:
@@ -220,9 +255,18 @@ def plan_review_markdown(result: Json) -> str:
     )
 
 
-def build_form(request_markdown: str, result: Json, options: list[str], params: dict[str, Json]) -> Form:
+def build_form(
+    request_markdown: str,
+    result: Json,
+    options: list[str],
+    params: dict[str, Json],
+    *,
+    subject: str,
+    assigned_users: list[dict[str, str]] | tuple[dict[str, str], ...] = (),
+) -> Form:
     body = cut(request_markdown, MAX_BODY_CHARS) + reuse_note(result)
-    return Form(subject=subject_for(result), body=body, options=list(options), params=params)
+    users = [dict(user) for user in assigned_users]
+    return Form(subject=subject, body=body, options=list(options), params=params, assigned_users=users)
 
 
 # ------------------------------------------------------------------------------------------ answers
@@ -266,8 +310,11 @@ def open_form(
     kwargs: Json,
     timeout_seconds: float | None,
     poke_interval: float = 5.0,
+    notify: Callable[[], None] | None = None,
 ) -> NoReturn:
-    """Write the task instance's HITL detail, then wait for the person without holding a worker slot.
+    """Write the task instance's HITL detail, call ``notify`` (the task's notifiers, as ``HITLOperator``
+    calls its own: after the form is written, before the wait), then wait for the person without holding
+    a worker slot.
 
     Airflow >= 3.3: ``TaskAwaitingInput`` (state ``awaiting_input``; the scheduler enforces the timeout).
     Airflow 3.1 / 3.2: a deferral to the standard provider's ``HITLTrigger``, settled (``JulesHITLTrigger``:
@@ -286,7 +333,10 @@ def open_form(
         defaults=None,
         multiple=False,
         params=copy.deepcopy(form.params),
+        assigned_users=[{"id": user["id"], "name": user["name"]} for user in form.assigned_users] or None,
     )
+    if notify is not None:
+        notify()
     timeout = timedelta(seconds=max(1.0, timeout_seconds)) if timeout_seconds is not None else None
     if TaskAwaitingInput is not None:
         raise TaskAwaitingInput(method_name=method_name, kwargs=kwargs, timeout=timeout)
@@ -313,14 +363,16 @@ def open_form(
 def record_round(
     rounds: list[Json], *, decision: str, answer: Answer, result: Json, round_number: int
 ) -> list[Json]:
-    """The rounds with this one appended (decision: approved, changes_requested or rejected)."""
-    return [
-        *rounds,
-        {
-            "round": round_number,
-            "decision": decision,
-            "reviewer": answer.reviewer,
-            "feedback": answer.message or None,
-            "pull_request_url": result.get("pull_request_url"),
-        },
-    ]
+    """The rounds with this one appended (decision: approved, changes_requested or rejected). A round
+    nobody answered in time, decided by ``on_review_timeout``, also has ``"timed_out": True`` (and no
+    reviewer)."""
+    entry: Json = {
+        "round": round_number,
+        "decision": decision,
+        "reviewer": answer.reviewer,
+        "feedback": answer.message or None,
+        "pull_request_url": result.get("pull_request_url"),
+    }
+    if answer.timed_out:
+        entry["timed_out"] = True
+    return [*rounds, entry]

@@ -88,10 +88,12 @@ def test_the_change_form_shows_pr_files_size_summary_and_a_short_diff_excerpt():
 
 
 def test_every_form_says_where_the_current_request_is_and_names_the_session():
-    form = rv.build_form("**Jules asks**", result(), ["Send answer"], {})
-    assert form.subject == "Jules: Fix the flaky tests"
+    subject = rv.subject_for("plan", result())
+    form = rv.build_form("**Jules asks**", result(), ["Send answer"], {}, subject=subject)
+    assert form.subject == "Approve Jules's plan: Fix the flaky tests"
     marked = result(title="Fix the flaky tests [airflow-0123456789abcdef]")
-    assert rv.build_form("Q", marked, ["Send answer"], {}).subject == "Jules: Fix the flaky tests"
+    assert rv.subject_for("plan", marked) == "Approve Jules's plan: Fix the flaky tests"
+    assert form.assigned_users == []
     assert form.body.startswith("**Jules asks**")
     assert "`jules_request` XCom" in form.body and result()["url"] in form.body
 
@@ -157,7 +159,10 @@ def test_open_form_writes_the_detail_then_waits_without_a_worker_slot(monkeypatc
     monkeypatch.setattr("airflow.sdk.execution_time.hitl.upsert_hitl_detail", lambda **kw: written.append(kw))
     op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None)
     ti = mock.MagicMock(id="0199-ti")
-    form = rv.build_form("Q", result(), ["Send answer"], rv.form_params(ask=True, review=False))
+    users = [{"id": "rita", "name": "Rita"}, {"id": "sam", "name": "Sam"}]
+    params = rv.form_params(ask=True, review=False)
+    subject = rv.subject_for("question", result(), question="Which database?")
+    form = rv.build_form("Q", result(), ["Send answer"], params, subject=subject, assigned_users=users)
     expected_kwargs = {"jules_state": {"step": "question", "rounds": []}}
     if TaskAwaitingInput is not None:  # Airflow >= 3.3: awaiting_input, no trigger
         with pytest.raises(TaskAwaitingInput) as parked:
@@ -191,7 +196,8 @@ def test_open_form_writes_the_detail_then_waits_without_a_worker_slot(monkeypatc
         assert FORM_SETTLE_S - 2 < settle <= FORM_SETTLE_S, settle
     [detail] = written
     assert detail["ti_id"] == "0199-ti" and detail["options"] == ["Send answer"]
-    assert detail["subject"] == "Jules: Fix the flaky tests" and detail["defaults"] is None
+    assert detail["subject"] == "Jules asks: Which database?" and detail["defaults"] is None
+    assert detail["assigned_users"] == users
     assert "sim-key" not in str(detail)
 
 
