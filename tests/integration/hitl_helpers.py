@@ -40,7 +40,7 @@ class Responder:
     task_id: str
     answers: list[tuple[str, str] | None]
     reviewer: str = "alice"
-    forms: list[dict[str, Any]] = field(default_factory=list)  # subject, body, options, request (XCom)
+    forms: list[dict[str, Any]] = field(default_factory=list)  # subject, body, options, users, request (XCom)
     swept: int = 0
 
     def __call__(self) -> None:
@@ -73,6 +73,7 @@ class Responder:
                         "body": detail.body,
                         "options": list(detail.options),
                         "params": dict(detail.params or {}),
+                        "assigned_users": [dict(user) for user in detail.assigned_users],
                         "request": None if request is None else request.value,
                         "answered": False,
                     }

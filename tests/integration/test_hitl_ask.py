@@ -31,7 +31,7 @@ def test_a_question_is_answered_and_the_session_completes(dags, sim, monkeypatch
     sent = sim.requests("send_message")
     assert [r["json"] for r in sent] == [{"prompt": "Yes, update the docs too."}]
     [form] = responder.forms
-    assert form["subject"].startswith("Jules: ")
+    assert form["subject"] == "Jules asks: Question 1: should I also update the docs?"
     assert "Question 1: should I also update the docs?" in form["body"]
     assert form["options"] == ["Send answer"] and list(form["params"]) == ["message"]
     assert "Question 1" in form["request"]
