@@ -361,9 +361,10 @@ class AirflowStack:
         api: httpx.Client,
         timeout: float = 120,
         parts: tuple[str, ...] = ("metadatabase", "scheduler", "triggerer", "dag_processor"),
+        login: tuple[str, str] | None = None,
     ) -> None:
         """The ``parts`` of the health report healthy (by default all four component kinds: each heartbeats
-        into the DB, the API reads them); then a token."""
+        into the DB, the API reads them); then a token (``login``: as that user, with all-admins off)."""
 
         def healthy() -> dict[str, Any] | None:
             with contextlib.suppress(httpx.TransportError, ValueError):
@@ -373,9 +374,18 @@ class AirflowStack:
             return None
 
         poll("all components healthy", healthy, timeout=timeout, check=self.check_alive)
+        if login is not None:
+            self.log_in(api, *login)
+            return
         # SIMPLE_AUTH_MANAGER_ALL_ADMINS: a token without credentials (Airflow 3.1 needs it on every call).
         response = api.get("/auth/token")
         assert response.status_code in (200, 201), response.text
+        api.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def log_in(self, api: httpx.Client, username: str, password: str) -> None:
+        """A token for one user of the simple auth manager (all-admins off), on every call of ``api``."""
+        response = api.post("/auth/token", json={"username": username, "password": password})
+        assert response.status_code in (200, 201), f"log in as {username}: {response.status_code}"
         api.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
     def unpause(self, api: httpx.Client, dag_id: str, bundle: str, timeout: float = 120) -> None:
