@@ -14,8 +14,9 @@ The decorator takes every argument of
 ``starting_branch``, ``deferrable``, ``poll_interval``, ``timeout``, ``on_user_feedback``,
 ``on_no_changes``, ...), including the people-in-the-loop ones (``on_user_feedback="ask"``,
 ``question_timeout``, ``review="hitl"``, ``on_reject``, ``on_reject_task``, ``max_review_rounds``,
-``review_plan="hitl"``), and returns the same result dict. The function's return value is sent to Jules as
-it is (it is not rendered with Jinja again: build it with Python), unless it names a prompt file
+``review_plan="hitl"``, ``on_review_timeout``, ``assigned_users``, ``notifiers``), and returns the same
+result dict. The function's return value is sent to Jules as it is (it is not rendered with Jinja again:
+build it with Python), unless it names a prompt file
 (``"prompts/fix.md"``, see the operator's ``prompt``), which is read and rendered with the function's
 arguments in the Jinja context. An empty or non-string value fails the task before any request. When the
 decorator names no ``source`` and the function has a ``source`` argument (``fix.expand(source=...)``), that
