@@ -138,24 +138,27 @@ def test_the_subjects_say_what_is_asked_and_about_what(dags, sim, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ on_review_timeout
+def _nobody_answers(dags: Any, monkeypatch: pytest.MonkeyPatch, dag_id: str) -> Any:
+    """Run the DAG while nobody answers its one form: the scheduler's sweep times it out."""
+    responder = Responder(dag_id, "create", [None])
+    answer_during(monkeypatch, responder)
+    run = run_dag(getattr(dags, dag_id))
+    assert responder.swept == 1 and len(responder.forms) == 1
+    return run
+
+
 def test_a_change_review_timeout_fails_the_task_by_default_and_keeps_the_session(
     dags, sim, monkeypatch, capfd
 ):
-    responder = Responder("hitl_review_timeout_fail", "create", [None])
-    answer_during(monkeypatch, responder)
-    run = run_dag(dags.hitl_review_timeout_fail)
+    run = _nobody_answers(dags, monkeypatch, "hitl_review_timeout_fail")
     assert run.task_states == {"create": "failed"}
-    assert responder.swept == 1
     assert not sim.requests("archive_session") and not sim.requests("delete_session")
     assert "no one answered review round 1 before the review timeout" in "".join(capfd.readouterr())
 
 
 def test_on_review_timeout_approve_approves_the_change_and_records_it_as_timed_out(dags, sim, monkeypatch):
-    responder = Responder("hitl_review_timeout_approve", "create", [None])
-    answer_during(monkeypatch, responder)
-    run = run_dag(dags.hitl_review_timeout_approve)
+    run = _nobody_answers(dags, monkeypatch, "hitl_review_timeout_approve")
     assert run.task_states == {"create": "success"}
-    assert responder.swept == 1
     result = run.xcom("create")
     assert result["outcome"] == "completed"
     assert result["review"] == [
@@ -172,11 +175,8 @@ def test_on_review_timeout_approve_approves_the_change_and_records_it_as_timed_o
 
 
 def test_on_review_timeout_reject_follows_on_reject_and_fails_the_task(dags, sim, monkeypatch, capfd):
-    responder = Responder("hitl_review_timeout_reject", "create", [None])
-    answer_during(monkeypatch, responder)
-    run = run_dag(dags.hitl_review_timeout_reject)
+    run = _nobody_answers(dags, monkeypatch, "hitl_review_timeout_reject")
     assert run.task_states == {"create": "failed"}
-    assert responder.swept == 1
     # on_reject="keep": the session is neither archived nor deleted.
     assert not sim.requests("archive_session") and not sim.requests("delete_session")
     out = "".join(capfd.readouterr())
@@ -184,9 +184,7 @@ def test_on_review_timeout_reject_follows_on_reject_and_fails_the_task(dags, sim
 
 
 def test_on_review_timeout_reject_with_skip_deletes_and_records_the_round(dags, sim, monkeypatch):
-    responder = Responder("hitl_review_timeout_reject_skip", "create", [None])
-    answer_during(monkeypatch, responder)
-    run = run_dag(dags.hitl_review_timeout_reject_skip)
+    run = _nobody_answers(dags, monkeypatch, "hitl_review_timeout_reject_skip")
     assert run.task_states == {"create": "skipped"}
     assert len(sim.requests("delete_session")) == 1
     [entry] = run.xcom("create")["review"]
@@ -194,19 +192,14 @@ def test_on_review_timeout_reject_with_skip_deletes_and_records_the_round(dags, 
 
 
 def test_on_review_timeout_approve_approves_the_plan(dags, sim, monkeypatch):
-    responder = Responder("hitl_plan_timeout_approve", "create", [None])
-    answer_during(monkeypatch, responder)
-    run = run_dag(dags.hitl_plan_timeout_approve)
+    run = _nobody_answers(dags, monkeypatch, "hitl_plan_timeout_approve")
     assert run.task_states == {"create": "success"}
-    assert responder.swept == 1
     assert len(sim.requests("approve_plan")) == 1
     assert run.xcom("create")["outcome"] == "completed"
 
 
 def test_on_review_timeout_reject_rejects_the_plan(dags, sim, monkeypatch):
-    responder = Responder("hitl_plan_timeout_reject", "create", [None])
-    answer_during(monkeypatch, responder)
-    run = run_dag(dags.hitl_plan_timeout_reject)
+    run = _nobody_answers(dags, monkeypatch, "hitl_plan_timeout_reject")
     assert run.task_states == {"create": "failed"}
     assert not sim.requests("approve_plan")
     assert len(sim.requests("delete_session")) == 1

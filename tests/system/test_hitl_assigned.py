@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_jules.simulator import JulesSimulator, SimulatorConfig
-from tests.system.harness import LOCAL_COMPONENTS, AirflowStack, airflow_stack, poll
+from airflow_provider_jules.simulator import JulesSimulator
+from tests.system.harness import LOCAL_COMPONENTS, AirflowStack, airflow_stack, poll, simulator
 
 pytestmark = pytest.mark.system
 
@@ -68,9 +68,8 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz=
 
 @pytest.fixture(scope="module")
 def assigned_sim() -> Iterator[JulesSimulator]:
-    sim = JulesSimulator(SimulatorConfig(api_key=f"sim-key-{secrets.token_hex(4)}", speed=10.0, seed=7))
-    with sim:
-        yield sim
+    with simulator(speed=10.0, seed=7) as running:
+        yield running.sim
 
 
 @pytest.fixture(scope="module")

@@ -315,19 +315,23 @@ def review_hook() -> FakeHook:
     )
 
 
+#: The trigger's event for a completed session with a change (the wait that precedes a change review).
+COMPLETED_EVENT = {
+    "status": "target",
+    "session_id": SID,
+    "state": "COMPLETED",
+    "cursor": "2026-01-01T00:00:01Z",
+    "end_time": 4102444800.0,
+    "target_states": ["COMPLETED"],
+    "stop_on_feedback": True,
+}
+
+
 def test_a_replayed_change_request_is_sent_once_and_the_wait_resumes_deferred_with_the_rounds(monkeypatch):
     op = JulesCreateSessionOperator(task_id="t", prompt="p", source=None, review="hitl", deferrable=True)
     hook = review_hook()
     install_hook(monkeypatch, hook)
-    event = {
-        "status": "target",
-        "session_id": SID,
-        "state": "COMPLETED",
-        "cursor": "2026-01-01T00:00:01Z",
-        "end_time": 4102444800.0,
-        "target_states": ["COMPLETED"],
-        "stop_on_feedback": True,
-    }
+    event = COMPLETED_EVENT
     state = {"step": "change", "event": event, "round": 1, "rounds": [], "forms": 1}
     answer = {
         "chosen_options": ["Request changes"],

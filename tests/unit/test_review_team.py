@@ -32,7 +32,8 @@ from airflow_provider_jules.operators.jules import (
 from airflow_provider_jules.options import hitl_users, notifier_list
 from airflow_provider_jules.review.notify import call_notifiers, form_info, form_url
 from tests.fakes import FakeHook, install_hook
-from tests.unit.test_review import SID, review_hook
+from tests.unit.test_review import COMPLETED_EVENT, SID, review_hook
+from tests.unit.test_review import result as review_result
 
 #: How a task waits for a person: awaiting_input on Airflow >= 3.3, a deferral to HITLTrigger before.
 WAIT = TaskAwaitingInput if TaskAwaitingInput is not None else TaskDeferred
@@ -41,14 +42,8 @@ SAM = {"id": "sam", "name": "Sam"}
 
 
 def result(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "session_id": SID,
-        "title": "Fix the flaky tests [airflow-0123456789abcdef]",
-        "url": f"https://jules.google.com/session/{SID}",
-        "pull_request_url": "https://github.com/acme/web/pull/7",
-    }
-    base.update(overrides)
-    return base
+    """test_review's result, its title with the task-instance marker (the subjects drop it)."""
+    return review_result(**{"title": "Fix the flaky tests [airflow-0123456789abcdef]", **overrides})
 
 
 # ------------------------------------------------------------------------------------------ assigned_users
@@ -285,15 +280,7 @@ def test_on_review_timeout_is_checked_before_any_request(monkeypatch):
     assert hook.mock_calls == []
 
 
-EVENT = {
-    "status": "target",
-    "session_id": SID,
-    "state": "COMPLETED",
-    "cursor": "2026-01-01T00:00:01Z",
-    "end_time": 4102444800.0,
-    "target_states": ["COMPLETED"],
-    "stop_on_feedback": True,
-}
+EVENT = COMPLETED_EVENT
 TIMEOUT = {
     "error": "The Human-in-the-loop response timeout has passed without a response.",
     "error_type": "timeout",
