@@ -8,7 +8,8 @@ Usage, from the repository root, in the virtualenv that ``make`` builds (``make 
 prints them). Each shot overwrites ``docs/images/<shot>.png`` (``--out`` writes elsewhere). Sets:
 
 * ``required_actions`` (docs/people_in_the_loop.rst): a question, a change review and a plan review on the
-  Required Actions page, and the global list;
+  Required Actions page, the top of a change review that lists Jules's screenshots (written under the
+  task's ``artifacts_path``), and the global list;
 * ``self_healing`` (docs/self_healing.rst): a task that failed after its retry, with the "Jules Fix" extra
   link ``JulesFixNotifier`` gave it, in the task instance's Details tab.
 
@@ -64,6 +65,8 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
 # ------------------------------------------------------------------------------------------- the DAGs
 _JULES_DAG = """\
+import os
+
 import pendulum
 from airflow.sdk import DAG
 from airflow_provider_jules.operators.jules import JulesCreateSessionOperator
@@ -80,11 +83,24 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz=
 """
 
 
+class Code(str):
+    """A Python expression that :func:`jules_dag` writes into the DAG as it is, not as a string literal
+    (the DAG file imports ``os`` and ``pendulum``)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+#: ``artifacts_path`` of a shot that shows Jules's screenshots: a folder of the temporary ``AIRFLOW_HOME``
+#: (removed with it), read when the DAG is parsed, in the components' environment.
+ARTIFACTS_PATH = Code('"file://" + os.environ.get("AIRFLOW_HOME", ".") + "/artifacts"')
+
+
 def jules_dag(dag_id: str, prompt: str, **operator_kwargs: Any) -> str:
     """The source of a DAG ``dag_id`` whose one task ``jules`` is a deferrable ``JulesCreateSessionOperator``.
 
     The session's title is the prompt without its simulator markers (``sim:...``, which choose what the
-    simulated Jules does); ``operator_kwargs`` (literals) go to the operator.
+    simulated Jules does); ``operator_kwargs`` (literals, or :class:`Code`) go to the operator.
     """
     kwargs = "".join(f"\n        {key}={value!r}," for key, value in operator_kwargs.items())
     title = prompt.split(" sim:")[0]
@@ -131,6 +147,13 @@ DAGS: dict[str, str] = {
     ),
     "jules_change_review": jules_dag(
         "jules_change_review", "Fix the flaky tests in the payments module", review="hitl"
+    ),
+    "jules_media_review": jules_dag(
+        "jules_media_review",
+        "Restyle the checkout page sim:steps=6 sim:media=2",
+        review="hitl",
+        artifacts_path=ARTIFACTS_PATH,
+        assigned_users=[{"id": "rita", "name": "Rita Reviewer"}, {"id": "sam", "name": "Sam"}],
     ),
     "jules_plan_review": jules_dag(
         "jules_plan_review",
@@ -206,6 +229,13 @@ SHOTS: list[Shot] = [
     form_shot("required_actions_question", "required_actions", "jules_question", height=850),
     form_shot("required_actions_change_review", "required_actions", "jules_change_review", height=1750),
     form_shot("required_actions_plan_review", "required_actions", "jules_plan_review", height=750),
+    form_shot(
+        "required_actions_media_review",
+        "required_actions",
+        "jules_media_review",
+        height=1000,
+        scroll_to="Screenshots and other media from Jules (2 kept):",
+    ),
     Shot("required_actions_page", "required_actions", FORMS, all_forms_open),
     Shot(
         "self_healing_fix_link",

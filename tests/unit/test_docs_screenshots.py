@@ -55,6 +55,7 @@ def test_a_set_a_shot_and_the_options(shots: ModuleType, tmp_path: Path) -> None
         "required_actions_question",
         "required_actions_change_review",
         "required_actions_plan_review",
+        "required_actions_media_review",
         "required_actions_page",
     ]
     assert args.node_dir == tmp_path
@@ -110,3 +111,5 @@ def test_the_dags_parse(shots: ModuleType, tmp_path: Path) -> None:
         assert shot.dags and set(shot.dags) <= set(shots.DAGS), shot.name
     for dag_id in shots.FORMS:
         assert bag.dags[dag_id].task_ids == ["jules"]
+    # An expression (shots.Code), not a string literal: the folder of the components' AIRFLOW_HOME.
+    assert bag.dags["jules_media_review"].get_task("jules").artifacts_path.startswith("file://")
