@@ -289,12 +289,8 @@ class SessionFollower:
 
     def snapshot(self, session: Json, activities: list[Json]) -> Json:
         """A result dict for a form (no patch file written, no XCom pushed)."""
-        return build_result(
-            session,
-            activities,
-            inline_patch_limit=self.options.inline_patch_limit,
-            pull_request_hosts=hosts_of(self.hook),
-        )
+        limit, hosts = self.options.inline_patch_limit, hosts_of(self.hook)
+        return build_result(session, activities, inline_patch_limit=limit, pull_request_hosts=hosts)
 
     def result(self, context: Context, session: Json, activities: list[Json], event: Json) -> Json:
         """The result dict of a finished wait; its pull request URL goes to XCom for the extra link."""
