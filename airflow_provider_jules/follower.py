@@ -25,6 +25,7 @@ from airflow_provider_jules._compat import AirflowException, AirflowFailExceptio
 from airflow_provider_jules.activity_log import log_activities
 from airflow_provider_jules.failures import JulesSessionError, fail_fast, final_error
 from airflow_provider_jules.links.jules import PULL_REQUEST_URL_KEY, SESSION_URL_KEY
+from airflow_provider_jules.links.urls import hosts_of
 from airflow_provider_jules.options import WaitOptions
 from airflow_provider_jules.results import (
     Outcome,
@@ -74,14 +75,19 @@ class JulesConnectionMixin(_OperatorBase):
         return JulesHook(self.jules_conn_id)
 
 
-def push_session(context: Context, session: Json) -> None:
-    """XCom the session's id and links at once: the extra links work while the task is deferred."""
+def push_session(context: Context, session: Json, hook: object) -> None:
+    """XCom the session's id and links at once: the extra links work while the task is deferred.
+
+    ``hook`` is the task's :class:`~airflow_provider_jules.hooks.jules.JulesHook`: its connection may add
+    pull request hosts (GitHub Enterprise) to github.com.
+    """
     ti = context["ti"]
     ti.xcom_push(key="session_id", value=session["id"])
-    # Checked URLs only (a session link to jules.google.com, an https PR link); None when one fails.
+    # Checked URLs only (a session link to jules.google.com, a PR link to github.com or an added host);
+    # None when one fails.
     ti.xcom_push(key=SESSION_URL_KEY, value=session_url(session))
     # None until Jules opens a PR: the link stays empty instead of logging a missing XCom.
-    ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=pull_request_url(session))
+    ti.xcom_push(key=PULL_REQUEST_URL_KEY, value=pull_request_url(session, hosts_of(hook)))
 
 
 class SessionFollower:
@@ -283,7 +289,8 @@ class SessionFollower:
 
     def snapshot(self, session: Json, activities: list[Json]) -> Json:
         """A result dict for a form (no patch file written, no XCom pushed)."""
-        return build_result(session, activities, inline_patch_limit=self.options.inline_patch_limit)
+        limit, hosts = self.options.inline_patch_limit, hosts_of(self.hook)
+        return build_result(session, activities, inline_patch_limit=limit, pull_request_hosts=hosts)
 
     def result(self, context: Context, session: Json, activities: list[Json], event: Json) -> Json:
         """The result dict of a finished wait; its pull request URL goes to XCom for the extra link."""
@@ -297,6 +304,7 @@ class SessionFollower:
             inline_patch_limit=self.options.inline_patch_limit,
             write_patch=patch_writer(self, context, path, sid) if path else None,
             write_media=media_writer(self, context, path, sid) if path else None,
+            pull_request_hosts=hosts_of(self.hook),
         )
         if result["media_dropped"] and not path:
             self.log.info(

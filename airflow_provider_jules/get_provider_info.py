@@ -86,6 +86,14 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "schema": {"type": ["string", "null"]},
                     },
+                    "pull_request_hosts": {
+                        "label": "Pull request hosts (GitHub Enterprise)",
+                        "description": (
+                            "Hosts besides github.com whose pull request links are shown, comma-separated, "
+                            "e.g. github.example.com. Links to any other host are dropped."
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             }
         ],

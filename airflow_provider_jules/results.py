@@ -21,8 +21,9 @@ exactly the keys of :data:`RESULT_KEYS`:
     one :class:`Outcome` value (see below).
 ``pull_requests``, ``pull_request_url``
     ``{url, title, description, base_ref, head_ref}`` for each ``outputs[].pullRequest`` (missing fields
-    are ``None``; a ``url`` failing :func:`check_pull_request_url` is ``None``, with a logged warning) and
-    the first PR's url.
+    are ``None``; a ``url`` failing :func:`check_pull_request_url` is ``None``, with a logged warning: only
+    ``https://github.com/<owner>/<repo>/pull/<n>``, or the same on one of ``pull_request_hosts``) and the
+    first PR's url.
 ``change_set``
     ``None`` when neither ``outputs[].changeSet`` nor any activity artifact carries a change set, else
     ``{source, base_commit_id, suggested_commit_message, patch, patch_uri, files_changed, patch_bytes,
@@ -106,11 +107,11 @@ from airflow_provider_jules.links.urls import (
 from airflow_provider_jules.links.urls import (
     check_pull_request_url,
     check_session_url,
+    checked_pull_request_url,
     pull_request_outputs,
     pull_request_url,
     session_url,
 )
-from airflow_provider_jules.links.urls import checked as _checked
 from airflow_provider_jules.media import MediaCaps, collect_media
 
 __all__ = [
@@ -206,10 +207,10 @@ def _last_field(change_sets: list[Json], field: str) -> str | None:
     return None
 
 
-def _pull_requests(session: Json) -> list[Json]:
+def _pull_requests(session: Json, hosts: Iterable[str] = ()) -> list[Json]:
     return [
         {
-            "url": _checked(pr.get("url"), check_pull_request_url, "pull request URL"),
+            "url": checked_pull_request_url(pr, hosts),
             "title": _str(pr.get("title")),
             "description": _cut_or_none(_str(pr.get("description")), MAX_TEXT_CHARS),
             "base_ref": _text(pr.get("baseRef")),
@@ -375,8 +376,13 @@ def build_result(
     write_patch: Callable[[str], str] | None = None,
     write_media: Callable[[str, bytes], str] | None = None,
     media_caps: MediaCaps | None = None,
+    pull_request_hosts: Iterable[str] = (),
 ) -> Json:
     """The result dict of a session (keys :data:`RESULT_KEYS`; rules in the module docstring).
+
+    ``pull_request_hosts`` are the hosts besides github.com whose pull request links are kept (the
+    connection extra of the same name, :attr:`JulesHook.pull_request_hosts
+    <airflow_provider_jules.hooks.jules.JulesHook.pull_request_hosts>`).
 
     ``write_patch`` is called once, with the full patch, only when the patch exceeds
     ``inline_patch_limit`` UTF-8 bytes; it must return a non-empty URI string. Its own errors propagate
@@ -393,7 +399,7 @@ def build_result(
     state = parse_state(session.get("state"))
     ident = _ident(session)
 
-    pull_requests = _pull_requests(session)
+    pull_requests = _pull_requests(session, tuple(pull_request_hosts))
     change_sets = _change_sets(session, ordered)
     has_delivery = bool(pull_requests) or _last_patch(change_sets)[0] is not None
     outcome = _classify(state, ordered, has_delivery, timed_out)

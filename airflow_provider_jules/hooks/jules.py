@@ -3,9 +3,10 @@
 The connection: API key in ``password`` ("API Key" in the UI), optional ``host`` ("Base URL", default
 ``https://jules.googleapis.com``; plain http only to loopback, e.g. the bundled simulator), optional extras
 ``timeout`` (seconds per HTTP attempt: connect, send and the whole body), ``max_attempts`` (per call,
-retries included), ``max_response_bytes`` (cap on one response body, decompressed) and ``proxy`` (an
+retries included), ``max_response_bytes`` (cap on one response body, decompressed), ``proxy`` (an
 ``http(s)://`` proxy for the API; without it the environment's ``HTTPS_PROXY``/``NO_PROXY`` apply; a
-loopback Base URL never uses a proxy).
+loopback Base URL never uses a proxy) and ``pull_request_hosts`` (GitHub Enterprise hosts whose pull request
+links are kept besides github.com's, see :mod:`airflow_provider_jules.links.urls`).
 
 The sync methods use :class:`~airflow_provider_jules.client.JulesClient` (requests); the ``a``-prefixed twins
 use one :class:`~airflow_provider_jules.client.AsyncJulesClient` (httpx) per hook, resolved with
@@ -103,6 +104,7 @@ class JulesHook(BaseHook):
         proxy = extra.get("proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise JulesConfigError("The Jules connection extra 'proxy' must be a URL string.")
+        _pull_request_hosts(extra)  # a bad value fails the task before any request, as the other extras do
         return {
             "api_key": conn.password or "",
             "base_url": conn.host or None,
@@ -125,16 +127,28 @@ class JulesHook(BaseHook):
         return self.client
 
     @cached_property
-    def client(self) -> JulesClient:
-        from airflow_provider_jules.client.sync import JulesClient
-
+    def _connection(self) -> Connection:
+        """The connection, read once per hook (the sync client and :attr:`pull_request_hosts` share it)."""
         try:
-            conn = self.get_connection(self.jules_conn_id)
+            return self.get_connection(self.jules_conn_id)
         except Exception as exc:
             if type(exc).__name__ == "AirflowNotFoundException":
                 raise self._not_found(exc) from None
             raise
-        return JulesClient(**self._client_kwargs(conn))
+
+    @cached_property
+    def client(self) -> JulesClient:
+        from airflow_provider_jules.client.sync import JulesClient
+
+        return JulesClient(**self._client_kwargs(self._connection))
+
+    @cached_property
+    def pull_request_hosts(self) -> tuple[str, ...]:
+        """The hosts the connection's extra ``pull_request_hosts`` adds to github.com for pull request links
+        (GitHub Enterprise servers), lowercase; ``()`` without it. Read in the worker, where the results, the
+        XComs and the extra links are made; the trigger never handles a URL, so its kwargs need none."""
+        conn = self._connection
+        return _pull_request_hosts(conn.extra_dejson if conn.extra else {})
 
     async def aget_client(self) -> AsyncJulesClient:
         """The asynchronous client: one per hook, for a trigger's whole life (its connections are shared)."""
@@ -271,6 +285,18 @@ class JulesHook(BaseHook):
 
     async def aget_source(self, source: str) -> Json:
         return await (await self.aget_client()).get_source(source)
+
+
+def _pull_request_hosts(extra: dict[str, Any]) -> tuple[str, ...]:
+    from airflow_provider_jules.links.urls import PULL_REQUEST_HOSTS_EXTRA, allowed_hosts
+
+    try:
+        return allowed_hosts(extra.get(PULL_REQUEST_HOSTS_EXTRA))
+    except ValueError as exc:
+        raise JulesConfigError(
+            f"The Jules connection extra {PULL_REQUEST_HOSTS_EXTRA!r} must name the hosts of a GitHub "
+            f"Enterprise server, e.g. 'github.example.com': {exc}."
+        ) from None
 
 
 def _number(extra: dict[str, Any], key: str, default: float, *, maximum: float | None = None) -> float:

@@ -3,6 +3,10 @@
 In Airflow 3 the worker computes each link when a task attempt ends, deferral included, and stores it in XCom;
 the operators push ``session_url`` right after creating the session, so the session link works while Jules is
 still working. The pull request link appears once the session has produced a PR.
+
+Both links check the XCom they read again, with the checks of the result dict
+(:mod:`airflow_provider_jules.links.urls`): the pull request link with the hosts the task's connection adds
+to github.com (its hook runs in the same worker); the API server only shows what the worker stored.
 """
 
 from __future__ import annotations
@@ -16,17 +20,30 @@ SESSION_URL_KEY = "session_url"
 PULL_REQUEST_URL_KEY = "pull_request_url"
 
 
-def _xcom_value(ti_key: Any, key: str) -> str:
+def _xcom_value(ti_key: Any, key: str, hosts: tuple[str, ...] = ()) -> str:
     """The URL stored under ``key``, or "" unless it passes the same check as the result dict: a session
-    link only to ``https://jules.google.com/...``, a pull request link only to an ``https://`` URL on a host
-    without user information."""
+    link only to ``https://jules.google.com/...``, a pull request link only to
+    ``https://github.com/<owner>/<repo>/pull/<n>`` or the same on one of ``hosts``."""
     from airflow.sdk.execution_time.xcom import XCom
 
     from airflow_provider_jules.links.urls import check_pull_request_url, check_session_url
 
     value = XCom.get_value(ti_key=ti_key, key=key)
-    check = check_session_url if key == SESSION_URL_KEY else check_pull_request_url
-    return check(value)[0] or ""
+    if key == SESSION_URL_KEY:
+        return check_session_url(value)[0] or ""
+    return check_pull_request_url(value, hosts)[0] or ""
+
+
+def _pull_request_hosts(operator: Any) -> tuple[str, ...]:
+    """The hosts the operator's connection adds to github.com; none when it cannot tell (a link must
+    never fail the task's end: the link of an added host is then empty, never one of another host)."""
+    from airflow_provider_jules.links.urls import hosts_of
+
+    try:
+        return hosts_of(getattr(operator, "hook", None))
+    except Exception as exc:
+        logging.getLogger(__name__).warning("The Jules Pull Request link cannot read its hosts: %s", exc)
+        return ()
 
 
 class JulesSessionLink(BaseOperatorLink):
@@ -44,7 +61,7 @@ class JulesPullRequestLink(BaseOperatorLink):
     name = "Jules Pull Request"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        return _xcom_value(ti_key, PULL_REQUEST_URL_KEY)
+        return _xcom_value(ti_key, PULL_REQUEST_URL_KEY, _pull_request_hosts(operator))
 
 
 FIX_XCOM_KEY = "jules_fix"

@@ -20,6 +20,7 @@ from airflow_provider_jules.client.errors import JulesConfigError, JulesError, J
 from airflow_provider_jules.client.models import session_id
 from airflow_provider_jules.failures import JulesSessionError, fail_fast, final_error
 from airflow_provider_jules.follower import push_session
+from airflow_provider_jules.links.urls import check_session_url, hosts_of
 from airflow_provider_jules.marker import run_marker
 from airflow_provider_jules.operators._base import (
     _JulesBase,
@@ -126,10 +127,10 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
         except (JulesError, ValueError) as exc:
             raise fail_fast(exc) from exc
         sid = session["id"]
-        push_session(context, session)
-        self.log.info("Jules session %s: %s", sid, session.get("url") or "(no URL yet)")
+        push_session(context, session, self.hook)
+        self.log.info("Jules session %s: %s", sid, check_session_url(session.get("url"))[0] or "(no URL yet)")
         if not self.wait_for_completion:
-            return build_result(session, [], inline_patch_limit=follower.options.inline_patch_limit)
+            return follower.snapshot(session, [])
         grace = time.time() + NEW_SESSION_GRACE if created_now else None
         return follower.follow(context, follower.new_watch(sid), new_session_until=grace)
 
@@ -163,7 +164,7 @@ class JulesSendMessageOperator(_PromptFileMixin, _JulesWaitingBase):
             self.hook.send_message(sid, self.prompt)
         except (JulesError, ValueError) as exc:
             raise fail_fast(exc) from exc
-        push_session(context, session)
+        push_session(context, session, self.hook)
         before = session.get("updateTime")
         self.log.info("Message sent to Jules session %s.", sid)
         if not self.wait_for_completion:
@@ -204,7 +205,7 @@ class JulesApprovePlanOperator(_JulesWaitingBase):
             self.hook.approve_plan(sid)
         except (JulesError, ValueError) as exc:
             raise fail_fast(exc) from exc
-        push_session(context, session)
+        push_session(context, session, self.hook)
         self.log.info("Approved the plan of Jules session %s.", sid)
         if not self.wait_for_completion:
             return None
@@ -231,8 +232,13 @@ class JulesGetSessionOperator(_JulesSessionBase):
             activities = list(self.hook.list_activities(sid, new_session=True))
         except (JulesError, ValueError) as exc:
             raise fail_fast(exc) from exc
-        push_session(context, session)
-        return build_result(session, activities, inline_patch_limit=self.inline_patch_limit)
+        push_session(context, session, self.hook)
+        return build_result(
+            session,
+            activities,
+            inline_patch_limit=self.inline_patch_limit,
+            pull_request_hosts=hosts_of(self.hook),
+        )
 
 
 class JulesDeleteSessionOperator(_JulesBase):

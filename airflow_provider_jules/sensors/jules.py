@@ -178,7 +178,7 @@ class JulesSessionSensor(JulesConnectionMixin, BaseSensorOperator):
         """The session's id and links to XCom once per process, from the poll's own read (no extra
         request; a reschedule clears the XComs, so each poke process pushes them again)."""
         if not self._pushed and follower.last_session is not None:
-            push_session(context, follower.last_session)
+            push_session(context, follower.last_session, self.hook)
             self._pushed = True
 
 

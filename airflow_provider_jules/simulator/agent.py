@@ -123,7 +123,7 @@ def write_completion(s: Session, t: int) -> list[dict[str, Any]]:
 
 def _pull_request(s: Session, src: SourceSpec) -> dict[str, Any]:
     return {
-        "url": f"https://github.com/{src.owner}/{src.repo}/pull/{1 + s.rng.randrange(999)}",
+        "url": f"https://{s.pr_host}/{src.owner}/{src.repo}/pull/{1 + s.rng.randrange(999)}",
         "title": s.title[:200],
         "description": f"This change implements: {s.title[:500]}\n\n"
         f"PR created automatically by Jules for task "

@@ -137,6 +137,7 @@ class Engine:
                 scenario=choice.scenario,
                 steps=choice.steps,
                 pr_enabled=choice.pr_enabled,
+                pr_host=choice.pr_host,
                 questions=choice.questions,
                 media=choice.media,
                 rng=rng,

@@ -1,10 +1,10 @@
 """Scenarios: what a session will do, chosen by the prompt's ``sim:key=value`` markers, as a script of steps.
 
 :func:`choose_scenario` reads the markers (``sim:scenario=``, ``sim:steps=``, ``sim:questions=``, ``sim:pr=``,
-``sim:media=``, ``sim:title=full``); :func:`initial_script` and :func:`resume_script` write the timed steps
-the state machine (:mod:`.lifecycle`) plays back. The session's title, topic and planned files come from its
-prompt here too. Every random draw comes from the session's own seeded RNG, in a fixed order: the same seed,
-the same session.
+``sim:media=``, ``sim:pr_host=``, ``sim:title=full``); :func:`initial_script` and :func:`resume_script`
+write the timed steps the state machine (:mod:`.lifecycle`) plays back. The session's title, topic and
+planned files come from its prompt here too. Every random draw comes from the session's own seeded RNG, in a
+fixed order: the same seed, the same session.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from airflow_provider_jules.simulator.clock import US
 from airflow_provider_jules.simulator.config import SCENARIOS, SimulatorConfig
 from airflow_provider_jules.simulator.errors import bad_request
-from airflow_provider_jules.simulator.session import Session, Step
+from airflow_provider_jules.simulator.session import PR_HOST, Session, Step
 
 _MARKER = re.compile(r"sim:([A-Za-z_]+)=(\S+)")
 #: The most "Frontend verification" activities ``sim:media=N`` asks for.
@@ -34,6 +34,9 @@ class ScenarioChoice:
     pr_enabled: bool
     full_title: bool  # sim:title=full: the whole prompt is the title
     media: int | None = None  # sim:media=N: N "Frontend verification" activities (None: one when steps >= 5)
+    #: sim:pr_host=HOST: the pull request's URL is https://HOST/<owner>/<repo>/pull/<n> (a test knob: Jules
+    #: itself opens pull requests on github.com only), e.g. a look-alike host or a GitHub Enterprise one.
+    pr_host: str = PR_HOST
 
 
 def choose_scenario(prompt: str, config: SimulatorConfig) -> ScenarioChoice:
@@ -49,7 +52,11 @@ def choose_scenario(prompt: str, config: SimulatorConfig) -> ScenarioChoice:
     except ValueError as exc:
         raise bad_request(f"Invalid simulator marker: {exc}") from None
     pr_enabled = _BOOL.get(markers.get("pr", "true").lower(), True)
-    return ScenarioChoice(scenario, steps, questions, pr_enabled, markers.get("title") == "full", media)
+    pr_host = markers.get("pr_host", PR_HOST)
+    if len(pr_host) > 253:
+        raise bad_request("Invalid simulator marker: pr_host is longer than 253 characters.")
+    full_title = markers.get("title") == "full"
+    return ScenarioChoice(scenario, steps, questions, pr_enabled, full_title, media, pr_host)
 
 
 def strip_markers(prompt: str) -> str:

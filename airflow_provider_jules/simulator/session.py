@@ -15,6 +15,9 @@ from airflow_provider_jules.simulator.catalog import random_hex
 from airflow_provider_jules.simulator.clock import format_ts
 from airflow_provider_jules.simulator.config import SourceSpec
 
+#: The host of the pull requests the simulated agent opens, as Jules does (``sim:pr_host=`` changes it).
+PR_HOST = "github.com"
+
 
 @dataclass
 class Step:
@@ -72,6 +75,7 @@ class Session:
     rounds: int = 1
     media: int | None = None  # sim:media=N (see scenarios._progress_plan); None: the default media step
     pr: dict[str, Any] | None = None
+    pr_host: str = PR_HOST  # the marker sim:pr_host= (a test knob), see scenarios.ScenarioChoice
     activity_requests: int = 0
     last_activity_us: int = 0
 
@@ -134,6 +138,7 @@ def internal_json(s: Session) -> dict[str, Any]:
         "scenario": s.scenario,
         "steps": s.steps,
         "prEnabled": s.pr_enabled,
+        "prHost": s.pr_host,
         "questions": s.questions,
         "media": s.media,
         "requirePlanApproval": s.require_approval,

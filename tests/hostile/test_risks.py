@@ -114,11 +114,11 @@ def test_the_session_link_only_for_jules_google_com(url, ok):
     assert (check_session_url(url)[0] == url) is ok
 
 
+@pytest.mark.parametrize("hosts", [(), ("ghe.example.com",)])
 @pytest.mark.parametrize(
     ("url", "ok"),
     [
         ("https://github.com/acme/web/pull/7", True),
-        ("https://ghe.example.com/acme/web/pull/7", True),
         ("javascript:alert(document.cookie)", False),
         ("http://github.com/acme/web/pull/7", False),
         ("https://u:p@github.com/acme/web/pull/7", False),
@@ -128,8 +128,15 @@ def test_the_session_link_only_for_jules_google_com(url, ok):
         ("https://github.com/a\nSet-Cookie: x", False),
     ],
 )
-def test_the_pull_request_link_only_for_https_without_userinfo(url, ok):
-    assert (check_pull_request_url(url)[0] == url) is ok
+def test_the_pull_request_link_only_for_https_without_userinfo(url, ok, hosts):
+    assert (check_pull_request_url(url, hosts)[0] == url) is ok
+
+
+def test_a_github_enterprise_pull_request_link_only_when_the_connection_adds_its_host():
+    # Issue #22: Jules opens pull requests on github.com; another host is kept only when it is added.
+    url = "https://ghe.example.com/acme/web/pull/7"
+    assert check_pull_request_url(url)[0] is None
+    assert check_pull_request_url(url, ("ghe.example.com",))[0] == url
 
 
 def test_a_failing_url_is_none_in_the_result_and_the_log_says_why(caplog):

@@ -95,6 +95,19 @@ def test_pr_marker_false_disables_pull_request(api: Api) -> None:
     assert [list(o) for o in done["outputs"]] == [["changeSet"]]
 
 
+def test_pr_host_marker_changes_only_the_host_of_the_pull_request(api: Api) -> None:
+    """A test knob (issue #22): Jules opens pull requests on github.com; ``sim:pr_host=`` makes the simulator
+    send a look-alike or a GitHub Enterprise host, in the same shape."""
+    for host in ("g\u0456thub.com", "ghe.example.com", "github.com.evil.example"):
+        s = api.create(f"x sim:pr_host={host}", automationMode="AUTO_CREATE_PR")
+        assert "sim:" not in s["title"]
+        done = api.wait_state(s["id"], "COMPLETED")
+        pr = done["outputs"][0]["pullRequest"]
+        assert re.fullmatch(rf"https://{re.escape(host)}/myorg/myrepo/pull/\d+", pr["url"])
+    r = api.post("/sessions", json={"prompt": "x sim:pr_host=" + "h" * 254})
+    assert r.status_code == 400 and "pr_host" in r.json()["error"]["message"]
+
+
 def test_plan_approval_required(api: Api, sim: JulesSimulator) -> None:
     sid = api.create(requirePlanApproval=True, automationMode="AUTO_CREATE_PR")["id"]
     api.wait_state(sid, "AWAITING_PLAN_APPROVAL")
