@@ -343,7 +343,8 @@ def test_the_change_form_lists_the_written_media_as_paths_and_holds_no_base64() 
     assert "](file://" not in body  # not a browser URL: never a link or an image
     for data in (PNG, PNG_2):
         assert b64(data) not in body and b64(data)[:16] not in body
-    form = rv.build_form(body, result, [rv.APPROVE], {})
+    subject = rv.subject_for("change", result, round_number=1, max_rounds=3)
+    form = rv.build_form(body, result, [rv.APPROVE], {}, subject=subject)
     assert b64(PNG) not in form.body and b64(PNG) not in form.subject
 
 
