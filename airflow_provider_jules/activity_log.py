@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from airflow_provider_jules.diffs import change_sets, last_patch, patch_files
 from airflow_provider_jules.jsontext import as_dict, cut, dicts, kind, member, one_line, text
+from airflow_provider_jules.links.text import defuse_urls
 
 __all__ = ["format_activity", "log_activities"]
 
@@ -82,4 +83,4 @@ def log_activities(log: _Log, activities: Iterable[Json]) -> None:
     for activity in activities:
         line = format_activity(activity)
         if line:
-            log.info("[Jules] %s", line)
+            log.info("[Jules] %s", defuse_urls(line))  # the log view links any https://

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_jules._compat import TaskAwaitingInput
 from airflow_provider_jules.jsontext import ELLIPSIS, cut, one_line
+from airflow_provider_jules.links.text import defuse_urls, inert_markdown
 from airflow_provider_jules.marker import strip_marker
 from airflow_provider_jules.media import media_lines
 from airflow_provider_jules.options import HITL
@@ -151,7 +152,7 @@ def subject_for(
     of 3): <session title>" or "Approve Jules's plan: <session title>"."""
     if step == "question":
         lines = [one_line(line) for line in (question or "").splitlines() if line.strip()]
-        first = lines[0] if lines else "(no question text)"
+        first = defuse_urls(lines[0]) if lines else "(no question text)"
         return _subject("Jules asks: ", first + (f" {ELLIPSIS}" if len(lines) > 1 else ""))
     if step == "change":
         return _subject(f"Review Jules's change (round {round_number} of {max_rounds}): ", _title(result))
@@ -161,7 +162,7 @@ def subject_for(
 
 
 def _title(result: Json) -> str:
-    return one_line(title_of(result)) or f"session {result.get('session_id')}"
+    return defuse_urls(one_line(title_of(result))) or f"session {result.get('session_id')}"
 
 
 def _subject(prefix: str, about: str) -> str:
@@ -193,15 +194,17 @@ def plan_markdown(plan: Json | None) -> str:
     steps = (plan or {}).get("steps") or []
     lines = []
     for number, step in enumerate(steps, start=1):
-        title = str(step.get("title") or "(untitled step)")
+        title = inert_markdown(str(step.get("title") or "(untitled step)"))
         description = step.get("description")
-        lines.append(f"{number}. **{title}**" + (f" - {description}" if description else ""))
+        lines.append(
+            f"{number}. **{title}**" + (f" - {inert_markdown(str(description))}" if description else "")
+        )
     return "\n".join(lines) or "(Jules sent no plan steps.)"
 
 
 def question_markdown(result: Json, question: str) -> str:
-    head = f"**Jules asks** in [{title_of(result)}]({result.get('url') or ''}):\n\n"
-    text = "\n".join("> " + line for line in (question or "(no question text)").splitlines())
+    head = f"**Jules asks** in [{inert_markdown(title_of(result))}]({result.get('url') or ''}):\n\n"
+    text = "\n".join("> " + inert_markdown(line) for line in (question or "(no question text)").splitlines())
     out = head + text
     if result.get("plan"):
         out += "\n\n**Jules's plan:**\n\n" + plan_markdown(result["plan"])
@@ -218,13 +221,13 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
         lines.append(f"\n**Session:** {result['url']}")
     size = int(change.get("patch_bytes") or 0)
     lines.append(f"\n**Files changed ({len(files)}), patch of {size:,} bytes:**\n")
-    lines.extend(f"- `{f}`" for f in files[:50])
+    lines.extend(f"- `{defuse_urls(str(f).replace('`', chr(39)))}`" for f in files[:50])  # ` ends a code span
     if len(files) > 50:
         lines.append(f"- ... and {len(files) - 50} more")
     summary = change.get("suggested_commit_message") or result.get("last_agent_message")
     if summary:
         lines.append("\n**Jules's summary:**\n")
-        lines.extend("> " + line for line in str(summary).splitlines())
+        lines.extend("> " + inert_markdown(line) for line in str(summary).splitlines())
     lines.extend(media_lines(result))
     patch = change.get("patch")
     if patch:
@@ -245,7 +248,7 @@ def change_markdown(result: Json, *, round_number: int, max_rounds: int) -> str:
 
 def plan_review_markdown(result: Json) -> str:
     return (
-        f"**Jules proposes this plan** for [{title_of(result)}]"
+        f"**Jules proposes this plan** for [{inert_markdown(title_of(result))}]"
         f"({result.get('url') or ''})"
         ":\n\n"
         + plan_markdown(result.get("plan"))
