@@ -64,18 +64,19 @@ def events(t: JulesHITLTrigger) -> list[Any]:
 def test_an_answer_before_the_settle_time_is_held_until_then(answered: list[float]) -> None:
     start = datetime.now(timezone.utc)
     [event] = events(trigger(start + timedelta(seconds=FORM_SETTLE_S)))
+    elapsed = (datetime.now(timezone.utc) - start).total_seconds()  # however slow the machine is
     assert event.payload["chosen_options"] == ["Send answer"]
     assert event.payload["responded_by_user"] == {"id": "alice", "name": "Alice"}
-    [hold] = answered  # one hold, and no poke: the answer was there at the first look
-    assert FORM_SETTLE_S - 1 < hold <= FORM_SETTLE_S, hold
+    [hold] = [s for s in answered if s > 0]  # one hold, and no poke: the answer was there at the first look
+    assert FORM_SETTLE_S - elapsed <= hold <= FORM_SETTLE_S, (hold, elapsed)
 
 
 def test_an_answer_after_the_settle_time_fires_at_once(answered: list[float]) -> None:
     [event] = events(trigger(datetime.now(timezone.utc) - timedelta(seconds=1)))
     assert event.payload["chosen_options"] == ["Send answer"]
-    assert answered == []
+    assert [s for s in answered if s > 0] == []  # (a sleep(0) is a yield to the loop, not a hold)
     [event] = events(trigger(None))  # no settle time: HITLTrigger's own behaviour
-    assert event.payload["chosen_options"] == ["Send answer"] and answered == []
+    assert event.payload["chosen_options"] == ["Send answer"] and [s for s in answered if s > 0] == []
 
 
 def test_the_hold_is_bounded_whatever_the_clocks_say() -> None:
