@@ -252,6 +252,31 @@ class AirflowStack:
         )
         return sent
 
+    def terminate(self, name: str, grace: float) -> tuple[float, bool]:
+        """Stop a component as a process manager does (systemd, Kubernetes): SIGTERM, then SIGKILL of its
+        whole tree if it is still running after ``grace`` seconds. Returns (seconds until it was gone,
+        whether the SIGKILL was needed)."""
+        proc = self.procs[name]
+        tree: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        _, alive = psutil.wait_procs(tree, timeout=max(0.1, began + grace - time.monotonic()))
+        if proc.returncode is None or alive:
+            say(
+                f"{name} (pid {proc.pid}) still running {grace:.0f} s after SIGTERM; "
+                "SIGKILL, as a process manager does"
+            )
+            self.procs[name] = proc  # kill() takes it from procs again
+            self.kill(name, signal.SIGKILL)
+            return time.monotonic() - began, True
+        self.procs.pop(name)
+        self.gone[name] = proc
+        return time.monotonic() - began, False
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM every component (each stops its own children), wait bounded, then SIGKILL what is left.
 
