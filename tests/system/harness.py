@@ -305,6 +305,12 @@ class AirflowStack:
             with contextlib.suppress(psutil.Error):
                 child.kill()
         psutil.wait_procs(alive, timeout=5)
+        # A component a test signalled that did not go (the test failed on it): ours, so gone it goes.
+        for name, proc in self.gone.items():
+            if proc.poll() is None:
+                say(f"{name} (pid {proc.pid}) was signalled earlier and still runs; SIGKILL to its tree")
+                self.procs[name] = proc
+                self.kill(name, signal.SIGKILL, timeout=10)
         self.gone.update(self.procs)
         self.procs.clear()
         say(f"components stopped in {time.monotonic() - began:.1f} s")
