@@ -306,7 +306,7 @@ class AirflowStack:
                 child.kill()
         psutil.wait_procs(alive, timeout=5)
         # A component a test signalled that did not go (the test failed on it): ours, so gone it goes.
-        for name, proc in self.gone.items():
+        for name, proc in list(self.gone.items()):
             if proc.poll() is None:
                 say(f"{name} (pid {proc.pid}) was signalled earlier and still runs; SIGKILL to its tree")
                 self.procs[name] = proc
