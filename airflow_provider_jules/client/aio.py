@@ -396,6 +396,20 @@ class AsyncJulesClient(ClientBase):
             if core.has_session_id(item):  # a listed session without a usable id cannot be used: skipped
                 yield normalize_session(item)
 
+    async def list_session_pages(
+        self, *, page_size: int | None = None, archived: bool | None = None
+    ) -> AsyncIterator[list[Json]]:
+        """The session list one page at a time (each a list, in the API's order), so that a caller can count
+        the pages it reads and stop between two of them: the next page is requested only when asked for."""
+        request = core.list_sessions(page_size=page_size, archived=archived)
+        pager = core.Pager(request)
+        page: core.Request | None = request
+        while page is not None:  # bounded: the Pager raises after MAX_PAGES pages
+            response = await self.call(page)
+            items = core.list_items(page, response, "sessions")
+            yield [normalize_session(item) for item in items if core.has_session_id(item)]
+            page = pager.next(page, response)
+
     async def delete_session(self, session: str) -> None:
         await self.call(core.delete_session(session))
 
