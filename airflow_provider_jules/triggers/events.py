@@ -144,7 +144,9 @@ class JulesSessionEventTrigger(BaseEventTrigger):
     :param poll_interval: seconds between polls.
     :param page_size: sessions per list request (1-100).
     :param max_pages: list requests per poll at most (1-100).
-    :param max_events: events per poll at most (the others follow at the next poll).
+    :param max_events: events per poll at most (the others follow at the next poll). The default, one, keeps
+        events a poll apart: on Airflow 3.1-3.3 an asset event stored while a run is being queued for the same
+        asset can wait for the next event's run (apache/airflow#54659).
     :param lookback: seconds; sessions created longer ago than this (by the API's clock) are not watched.
     """
 
@@ -157,7 +159,7 @@ class JulesSessionEventTrigger(BaseEventTrigger):
         poll_interval: float = 60.0,
         page_size: int = 50,
         max_pages: int = 10,
-        max_events: int = 100,
+        max_events: int = 1,
         lookback: float = 7 * DAY,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]

@@ -13,6 +13,8 @@ Every session is made and finished in the simulator, outside any DAG, as the web
    one that was waiting for a person (under way at the kill) completes too.
 4. A new triggerer takes the watcher over: both are reported, once; the session of step 2 is not reported
    again; nothing more in the polls that follow.
+5. One more session completes; then every session has been in exactly one DAG run (an Airflow 3.1-3.3 race
+   can hold an event back until the next one: docs/events.rst).
 
 The asserts read Airflow's own records: the ``asset_event`` rows (each carries the trigger's payload) and
 the return value of the task of every DAG run (the sessions it was run for).
@@ -163,12 +165,32 @@ def wait_runs(stack: AirflowStack, api: httpx.Client, sids: list[str], timeout: 
     return poll(f"DAG runs for {sids}", done, timeout, interval=1.0, check=stack.check_alive)
 
 
+def describe(stack: AirflowStack) -> str:
+    """Airflow's asset bookkeeping, for a failure's report."""
+    parts = []
+    for sql in (
+        "SELECT id, asset_id, timestamp, extra FROM asset_event ORDER BY id",
+        "SELECT * FROM asset_dag_run_queue",
+        "SELECT run_id, state, run_after, queued_at, start_date FROM dag_run ORDER BY id",
+        "SELECT * FROM dagrun_asset_event",
+        "SELECT id, triggerer_id, created_date FROM trigger",
+    ):
+        try:
+            parts.append(f"{sql}:\n" + "\n".join(f"  {row}" for row in stack.query(sql)))
+        except Exception as exc:  # a table of another Airflow version
+            parts.append(f"{sql}: {exc}")
+    return "\n".join(parts)
+
+
 def test_sessions_finished_outside_airflow_run_the_dag_once_across_a_triggerer_sigkill(
     stack: AirflowStack, simulator: Sim
 ) -> None:
     jules = Jules(simulator)
     began = time.monotonic()
-    with stack.api() as api, stack.logs_on_failure(lambda: f"simulator: {simulator.sim.stats()}"):
+    with (
+        stack.api() as api,
+        stack.logs_on_failure(lambda: f"simulator: {simulator.sim.stats()}", lambda: describe(stack)),
+    ):
         stack.wait_healthy(api)
         [(first_job, _)] = stack.triggerer_jobs()
         old = jules.create("Done before the DAG was unpaused")
@@ -222,19 +244,28 @@ def test_sessions_finished_outside_airflow_run_the_dag_once_across_a_triggerer_s
             check=stack.check_alive,
         )
         assert reported(stack) == Counter({first: 1, later: 1, waiting: 1}), trigger_events(stack)
-        seen = wait_runs(stack, api, [first, later, waiting])
-        assert seen == Counter({first: 1, later: 1, waiting: 1}), seen
+
+        # 5. One more session completes. Airflow 3.1-3.3 may leave an event stored while a run is being
+        #    queued for the asset to the next event's run (apache/airflow#54659; one event per poll makes it
+        #    unlikely, not impossible): after this one every session has been in exactly one run.
+        final = jules.create("After the restart")
+        jules.finish_all()
+        wait_reported(stack, [final], "the asset event of the last session")
+        seen = wait_runs(stack, api, [first, later, waiting, final])
+        assert seen == Counter({first: 1, later: 1, waiting: 1, final: 1}), seen
+        assert reported(stack) == Counter({first: 1, later: 1, waiting: 1, final: 1}), trigger_events(stack)
+        runs = len(get_json(api, f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"])
         for sid in (old, other_repo, no_pr):
             assert sid not in seen
         [(key, value, _)] = ledger_rows(stack)
         ledger = json.loads(value) if isinstance(value, str) else value
         if isinstance(ledger, str):
             ledger = json.loads(ledger)
-        assert sorted(ledger["emitted"]) == sorted([first, later, waiting]), ledger
+        assert sorted(ledger["emitted"]) == sorted([first, later, waiting, final]), ledger
     say(
         f"session events: {first} reported once before the SIGKILL{gap}; {later} and {waiting} (completed "
         f"while no triggerer ran) reported {caught_up:.1f} s after the kill (threshold {THRESHOLD} s); "
-        f"nothing repeated in {QUIET_POLLS} polls after; ledger {key} in "
+        f"nothing repeated in {QUIET_POLLS} polls after; 4 sessions, {runs} DAG runs; ledger {key} in "
         f"{'the asset state store' if airflow_at_least(3, 3) else 'a Variable'}; "
         f"{time.monotonic() - began:.0f} s in all"
     )

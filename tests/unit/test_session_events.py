@@ -74,6 +74,7 @@ class Watcher:
 
     def __init__(self, store: MemoryStore | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("poll_interval", 0.01)
+        kwargs.setdefault("max_events", 100)  # a whole burst in one poll (the trigger's default is 1)
         self.kwargs = kwargs
         self.store = store or MemoryStore()
         self.trigger = JulesSessionEventTrigger(**kwargs)
@@ -412,7 +413,7 @@ def test_every_argument_is_optional_and_serializes_to_stable_plain_json() -> Non
         "poll_interval": 60.0,
         "page_size": 50,
         "max_pages": 10,
-        "max_events": 100,
+        "max_events": 1,
         "lookback": 604800.0,
     }
     custom = JulesSessionEventTrigger(
