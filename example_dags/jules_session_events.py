@@ -42,7 +42,7 @@ with DAG(
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["jules", "example"],
-):
+) as dag:
     # [START howto_jules_session_event_consumer]
     @task
     def integration_suite(**context: Any) -> list[dict[str, Any]]:

@@ -258,6 +258,8 @@ def test_sessions_finished_outside_airflow_run_the_dag_once_across_a_triggerer_s
         for sid in (old, other_repo, no_pr):
             assert sid not in seen
         [(key, value, _)] = ledger_rows(stack)
+        if not airflow_at_least(3, 3):  # a Variable's value is encrypted in the DB: ask the REST API
+            value = get_json(api, f"/api/v2/variables/{key}")["value"]
         ledger = json.loads(value) if isinstance(value, str) else value
         if isinstance(ledger, str):
             ledger = json.loads(ledger)
