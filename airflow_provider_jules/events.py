@@ -32,9 +32,9 @@ from airflow_provider_jules.client.models import (
     TERMINAL_STATES,
     format_timestamp_ns,
     parse_state,
-    parse_timestamp_ns,
     session_id_of,
     source_name,
+    timestamp_ns,
 )
 from airflow_provider_jules.jsontext import as_dict, cut, text
 from airflow_provider_jules.links.urls import pull_request_outputs, pull_request_url, session_url
@@ -56,15 +56,6 @@ MAX_LIVE = 2000
 LIST_SETTLE_NS = 60 * 1_000_000_000
 LEDGER_VERSION = 1
 _NS = 1_000_000_000
-
-
-def _time_ns(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_timestamp_ns(value)
-    except ValueError:
-        return None
 
 
 def _source_of(session: Json) -> str | None:
@@ -212,11 +203,11 @@ class Ledger:
         emitted = value.get("emitted")
         if not isinstance(emitted, dict) or len(emitted) > MAX_REMEMBERED:
             raise ValueError("'emitted' is not a mapping of at most MAX_REMEMBERED ids")
-        times = {str(ident): _time_ns(stamp) for ident, stamp in emitted.items()}
-        if any(ns is None for ns in times.values()) or (since is not None and _time_ns(since) is None):
+        times = {str(ident): timestamp_ns(stamp) for ident, stamp in emitted.items()}
+        if any(ns is None for ns in times.values()) or (since is not None and timestamp_ns(since) is None):
             raise ValueError("a time in the ledger is not an RFC 3339 timestamp")
         return cls(
-            since=None if since is None else _time_ns(since),
+            since=None if since is None else timestamp_ns(since),
             emitted={ident: ns for ident, ns in times.items() if ns is not None},
         )
 
@@ -282,8 +273,8 @@ class SessionFeed:
 
     def _read_one(self, scan: Scan, session: Json) -> None:
         ident = _ident(session)
-        created = _time_ns(session.get("createTime"))
-        updated = _time_ns(session.get("updateTime"))
+        created = timestamp_ns(session.get("createTime"))
+        updated = timestamp_ns(session.get("updateTime"))
         for stamp in (created, updated):
             if stamp is not None and stamp > scan.reference:
                 scan.reference = stamp
@@ -324,7 +315,7 @@ class SessionFeed:
         ordered = sorted(scan.candidates, key=lambda c: (c[0], c[1]))
         live = dict(scan.live)
         for _, ident, session in ordered:
-            created = _time_ns(session.get("createTime"))
+            created = timestamp_ns(session.get("createTime"))
             if created is not None:
                 live[ident] = created
         if scan.truncated and scan.oldest is not None:  # below where it stopped: as the last poll left it
