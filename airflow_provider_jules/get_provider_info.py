@@ -30,7 +30,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.sensors.jules"]}
         ],
         "triggers": [
-            {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.triggers.jules"]}
+            {
+                "integration-name": "Jules",
+                "python-modules": [
+                    "airflow_provider_jules.triggers.jules",
+                    "airflow_provider_jules.triggers.events",
+                ],
+            }
         ],
         "task-decorators": [
             {"name": "jules", "class-name": "airflow_provider_jules.decorators.jules.jules_task"}

@@ -162,6 +162,39 @@ def shared_pools() -> list[int]:
     return [pool.users for pools in _POOLS.get(asyncio.get_running_loop(), {}).values() for pool in pools]
 
 
+def _open_pool(
+    timeout: float, proxy: str | None, transport: httpx.AsyncBaseTransport | None, trust_env: bool
+) -> _SharedPool:
+    """A new shared pool for clients with these settings (``transport``: a test's own, never shared)."""
+    # Pollers ask one host every poll_interval (30 s by default): keep connections between polls
+    # instead of httpx's 5 s, so a poll is a request, not a new TCP + TLS handshake (over HTTPS with
+    # 40 ms round trips the handshake was most of a poll's CPU: benchmarks/RESULTS.md). A connection
+    # the server closed meanwhile is detected before reuse (and a GET is retried). No cap on open
+    # connections (a slow server never queues one session's poll behind others'), a cap on idle ones
+    # (the memory a quiet pool holds).
+    limits = httpx.Limits(
+        max_connections=None,
+        max_keepalive_connections=KEEPALIVE_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_S,
+    )
+    lean = None
+    own = transport
+    if own is None and not proxy and not (trust_env and _env_proxies()):
+        own = _DirectTransport(limits)  # no proxy in play: our pool and the asyncio backend
+        lean = own.lean
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, timeout)),
+        transport=own,
+        verify=_shared_ssl_context(),
+        follow_redirects=False,
+        # Loopback: never a proxy. Else the 'proxy' extra, or the environment (HTTPS_PROXY, NO_PROXY).
+        proxy=None if transport is not None else proxy,
+        trust_env=trust_env,
+        limits=limits,
+    )
+    return _SharedPool(http, lean)
+
+
 class AsyncJulesClient(ClientBase):
     """Asynchronous Jules API client; list methods are async iterators that follow ``nextPageToken``.
 
@@ -201,35 +234,6 @@ class AsyncJulesClient(ClientBase):
         self._pool_key: PoolKey = ()
         self._closed = False
 
-    def _new_pool(self, trust_env: bool) -> _SharedPool:
-        # Pollers ask one host every poll_interval (30 s by default): keep connections between polls
-        # instead of httpx's 5 s, so a poll is a request, not a new TCP + TLS handshake (over HTTPS with
-        # 40 ms round trips the handshake was most of a poll's CPU: benchmarks/RESULTS.md). A connection
-        # the server closed meanwhile is detected before reuse (and a GET is retried). No cap on open
-        # connections (a slow server never queues one session's poll behind others'), a cap on idle ones
-        # (the memory a quiet pool holds).
-        limits = httpx.Limits(
-            max_connections=None,
-            max_keepalive_connections=KEEPALIVE_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_S,
-        )
-        transport = self._transport
-        lean = None
-        if transport is None and not self._proxy and not (trust_env and _env_proxies()):
-            transport = _DirectTransport(limits)  # no proxy in play: our pool and the asyncio backend
-            lean = transport.lean
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, self.timeout)),
-            transport=transport,
-            verify=_shared_ssl_context(),
-            follow_redirects=False,
-            # Loopback: never a proxy. Else the 'proxy' extra, or the environment (HTTPS_PROXY, NO_PROXY).
-            proxy=None if self._transport is not None else self._proxy,
-            trust_env=trust_env,
-            limits=limits,
-        )
-        return _SharedPool(http, lean)
-
     def _http(self) -> httpx.AsyncClient:
         """This client's connection pool on the running event loop (shared, opened on first use)."""
         if self._closed:
@@ -239,7 +243,7 @@ class AsyncJulesClient(ClientBase):
             return self._pool.http
         self._release()  # a client moved to another event loop: its old pool cannot serve this one
         if self._transport is not None:  # a test's transport is this client's own
-            self._pool = self._new_pool(trust_env=False)
+            self._pool = _open_pool(self.timeout, self._proxy, self._transport, trust_env=False)
             self._pool_loop = weakref.ref(loop)
             self._pool.count(+1)
             return self._pool.http
@@ -248,7 +252,7 @@ class AsyncJulesClient(ClientBase):
         key: PoolKey = (self.timeout, self._proxy, trust_env, env)
         pools = _POOLS.setdefault(loop, {}).setdefault(key, [])
         if len(pools) < POOL_SHARDS:
-            pool = self._new_pool(trust_env)
+            pool = _open_pool(self.timeout, self._proxy, None, trust_env)
             pools.append(pool)
         else:
             pool = min(pools, key=lambda p: p.users)
@@ -367,16 +371,23 @@ class AsyncJulesClient(ClientBase):
                 return await self._send_once(request)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pages(
+    async def _page_lists(
         self, request: core.Request, key: str, *, tolerate_404: bool = False
-    ) -> AsyncIterator[Json]:
+    ) -> AsyncIterator[list[Json]]:
+        """The items of each page; the next page is requested only when the caller asks for it."""
         pager = core.Pager(request)
         page: core.Request | None = request
         while page is not None:  # bounded: the Pager raises after MAX_PAGES pages
             response = await self.call(page, tolerate_404=tolerate_404)
-            for item in core.list_items(page, response, key):
-                yield item
+            yield core.list_items(page, response, key)
             page = pager.next(page, response)
+
+    async def _pages(
+        self, request: core.Request, key: str, *, tolerate_404: bool = False
+    ) -> AsyncIterator[Json]:
+        async for items in self._page_lists(request, key, tolerate_404=tolerate_404):
+            for item in items:
+                yield item
 
     # -------------------------------------------------------------------------------------- sessions
     async def create_session(self, prompt: str, **fields: Any) -> Json:
@@ -395,6 +406,14 @@ class AsyncJulesClient(ClientBase):
         async for item in self._pages(core.list_sessions(page_size=page_size, archived=archived), "sessions"):
             if core.has_session_id(item):  # a listed session without a usable id cannot be used: skipped
                 yield normalize_session(item)
+
+    async def list_session_pages(
+        self, *, page_size: int | None = None, archived: bool | None = None
+    ) -> AsyncIterator[list[Json]]:
+        """The session list a page at a time (in the API's order): a caller counts pages and stops between."""
+        request = core.list_sessions(page_size=page_size, archived=archived)
+        async for items in self._page_lists(request, "sessions"):
+            yield [normalize_session(item) for item in items if core.has_session_id(item)]
 
     async def delete_session(self, session: str) -> None:
         await self.call(core.delete_session(session))

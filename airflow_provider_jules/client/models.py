@@ -207,11 +207,15 @@ def format_timestamp_ns(ns: int) -> str:
     return f"{base}.{frac}Z"
 
 
-def activity_time_ns(activity: Json) -> int | None:
-    value = activity.get("createTime")
+def timestamp_ns(value: object) -> int | None:
+    """Nanoseconds of an RFC 3339 timestamp, or None for anything else (never raises on API data)."""
     if not isinstance(value, str):
         return None
     try:
         return parse_timestamp_ns(value)
     except ValueError:
         return None
+
+
+def activity_time_ns(activity: Json) -> int | None:
+    return timestamp_ns(activity.get("createTime"))

@@ -64,6 +64,7 @@ class JulesHook(BaseHook):
         self._timeout = timeout
         self._retry_policy = retry_policy
         self._async_client: AsyncJulesClient | None = None
+        self._async_extra: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"JulesHook(jules_conn_id={self.jules_conn_id!r})"
@@ -162,6 +163,7 @@ class JulesHook(BaseHook):
                     raise self._not_found(exc) from None
                 raise
             self._async_client = AsyncJulesClient(**self._client_kwargs(conn))
+            self._async_extra = dict(conn.extra_dejson) if conn.extra else {}
         return self._async_client
 
     async def aclose(self) -> None:
@@ -250,6 +252,19 @@ class JulesHook(BaseHook):
         client = await self.aget_client()
         async for item in client.list_sessions(page_size=page_size, archived=archived):
             yield item
+
+    async def alist_session_pages(
+        self, *, page_size: int | None = None, archived: bool | None = None
+    ) -> AsyncIterator[list[Json]]:
+        """The session list page by page (see ``AsyncJulesClient.list_session_pages``)."""
+        client = await self.aget_client()
+        async for page in client.list_session_pages(page_size=page_size, archived=archived):
+            yield page
+
+    async def apull_request_hosts(self) -> tuple[str, ...]:
+        """:attr:`pull_request_hosts`, read with ``aget_connection`` (for a trigger's event loop)."""
+        await self.aget_client()
+        return _pull_request_hosts(self._async_extra)
 
     async def adelete_session(self, session_id: str) -> None:
         await (await self.aget_client()).delete_session(session_id)

@@ -261,3 +261,14 @@ def _test_plan_review_in_one_task(examples, sim, monkeypatch, option, state):
 if HITL_CASES:  # Airflow >= 3.3 (see HITL_CASES)
     test_plan_review_with_a_human_approval = _test_plan_review_with_a_human_approval
     test_plan_review_in_one_task = _test_plan_review_in_one_task
+
+
+def test_session_events_example_runs_with_no_event_and_reads_its_asset(examples, sim):
+    """dag.test() runs the DAG without an asset event (the watcher runs in a triggerer only: see
+    tests/system/test_session_events_components.py for the events); the task handles an empty list."""
+    module = examples("jules_session_events")
+    dag = module.dag
+    run = run_dag(dag)
+    assert run.task_states == {"integration_suite": "success"}
+    assert run.xcom("integration_suite") == []
+    assert dag.timetable.asset_condition is not None

@@ -88,6 +88,20 @@ def test_package_root_and_provider_info_pull_in_no_http_library(code):
     assert not (_modules_after(code) & HTTP_LIBS)
 
 
+def test_a_dag_file_with_the_session_event_trigger_adds_no_http_library_to_the_sdk():
+    """DAG files are parsed all the time: the event trigger's module (imported by a DAG file for its
+    AssetWatcher) loads no HTTP library beyond what airflow.sdk has, nor the hook or the async client."""
+    sdk = _modules_after("from airflow.sdk import Asset, AssetWatcher")
+    added = _modules_after(
+        "from airflow.sdk import Asset, AssetWatcher\nimport airflow_provider_jules.triggers.events"
+    )
+    added -= sdk
+    assert not added & HTTP_LIBS, sorted(added)
+    assert not added & {"airflow_provider_jules.hooks.jules", "airflow_provider_jules.client.aio"}, sorted(
+        added
+    )
+
+
 def _airflow_cli_json(*args: str) -> list[dict[str, str]]:
     from pathlib import Path
 
