@@ -112,7 +112,10 @@ class SessionFollower:
         self.conn_id = conn_id
         self.log = task.log
         self.followed: str | None = None  # the session the task follows (a kill stops it)
-        self.last_session: Json | None = None  # the session as the last successful poll read it
+        self.last_session: Json | None = None  # the session as the last successful read saw it
+        # The last result judged, success or not (or a task's snapshot when it does not wait): with
+        # last_session, what the task's OpenLineage facets report (docs "Lineage").
+        self.last_result: Json | None = None
         self.review_options = review
         # Only a task with a person in the loop reviews: the others never read or keep a review state.
         self.review: ReviewFlow | None = None
@@ -252,6 +255,7 @@ class SessionFollower:
             activities = list(self.hook.list_activities(sid, new_session=True))
         except Exception as exc:
             raise fail_fast(exc) from exc
+        self.last_session = session
         return session, activities
 
     def finish(self, context: Context, event: Json, state: ReviewState | None = None) -> Json:
@@ -292,6 +296,12 @@ class SessionFollower:
         limit, hosts = self.options.inline_patch_limit, hosts_of(self.hook)
         return build_result(session, activities, inline_patch_limit=limit, pull_request_hosts=hosts)
 
+    def started(self, session: Json) -> Json:
+        """The result of a task that does not wait: the session as it was created (outcome ``running``)."""
+        self.last_session = session
+        self.last_result = self.snapshot(session, [])
+        return self.last_result
+
     def result(self, context: Context, session: Json, activities: list[Json], event: Json) -> Json:
         """The result dict of a finished wait; its pull request URL goes to XCom for the extra link."""
         path = self.options.artifacts_path
@@ -319,6 +329,7 @@ class SessionFollower:
 
     def judge(self, context: Context, status: str, result: Json) -> Json:
         """Success (the result), a skip or a failure, from the event's status and the result's outcome."""
+        self.last_result = result
         outcome = result["outcome"]
         sid = result["session_id"]
         url = result["url"]

@@ -32,6 +32,7 @@ from airflow_provider_jules.options import DEFAULT_PLAN_REVIEW_TIMEOUT, NEW_SESS
 from airflow_provider_jules.results import DEFAULT_INLINE_PATCH_LIMIT, Outcome, build_result
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 Json = dict[str, Any]
@@ -130,9 +131,29 @@ class JulesCreateSessionOperator(_PromptFileMixin, _JulesWaitingBase):
         push_session(context, session, self.hook)
         self.log.info("Jules session %s: %s", sid, check_session_url(session.get("url"))[0] or "(no URL yet)")
         if not self.wait_for_completion:
-            return follower.snapshot(session, [])
+            return follower.started(session)
         grace = time.time() + NEW_SESSION_GRACE if created_now else None
         return follower.follow(context, follower.new_watch(sid), new_session_until=grace)
+
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> OperatorLineage[Any, Any]:
+        """The task's OpenLineage facets (docs "Lineage"): the repository and starting branch read, the pull
+        request (or the branch) written, and the session in the run facets.
+
+        Called by the OpenLineage provider, in the process that ran the task, once it succeeded, and, as
+        its default for a failure, once it failed. OpenLineage is imported here only: without the
+        provider nothing calls this, and a DAG that imports this module never loads OpenLineage.
+        """
+        from airflow_provider_jules.lineage import session_lineage
+        from airflow_provider_jules.lineage.facets import operator_lineage
+
+        following = self._following
+        lineage = session_lineage(
+            following.last_result if following is not None else None,
+            following.last_session if following is not None else None,
+            source=self.source,
+            starting_branch=self.starting_branch,
+        )
+        return operator_lineage(lineage)
 
 
 class JulesSendMessageOperator(_PromptFileMixin, _JulesWaitingBase):

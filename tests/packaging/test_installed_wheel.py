@@ -101,6 +101,23 @@ def test_wheel_metadata_is_release_ready(work: Work) -> None:
     assert "pytest11" not in entry_points  # the simulator's fixtures are an opt-in plugin
 
 
+def test_the_openlineage_extra_and_the_facet_schema_ship(work: Work) -> None:
+    """``pip install airflow-provider-jules[openlineage]`` brings the OpenLineage provider, and the schema the
+    ``julesSession`` facet's ``_schemaURL`` names is in the wheel (docs "Lineage")."""
+    with zipfile.ZipFile(work.wheel) as wheel:
+        names = wheel.namelist()
+        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        meta = email.message_from_bytes(wheel.read(f"{dist_info}/METADATA"))
+    assert "openlineage" in (meta.get_all("Provides-Extra") or [])
+    extra = [
+        r
+        for r in map(Requirement, meta.get_all("Requires-Dist") or [])
+        if r.marker is not None and r.marker.evaluate({"extra": "openlineage"})
+    ]
+    assert [r.name for r in extra] == ["apache-airflow-providers-openlineage"], extra
+    assert "airflow_provider_jules/lineage/JulesSessionRunFacet.json" in names
+
+
 def test_twine_check_is_clean(work: Work) -> None:
     out = _run(
         [sys.executable, "-m", "twine", "check", "--strict", str(work.sdist), str(work.wheel)], cwd=work.root
@@ -184,6 +201,27 @@ def test_the_fresh_environment_has_this_environments_releases(work: Work, instal
     code = f"import json, importlib.metadata as m; print(json.dumps([m.version(n) for n in {names}]))"
     out = _run([str(work.root / "venv/bin/python"), "-c", code], cwd=work.root, env=installed)
     assert json.loads(out.strip().splitlines()[-1]) == [version(n) for n in names]
+
+
+def test_without_the_openlineage_extra_nothing_needs_openlineage(
+    work: Work, installed: dict[str, str]
+) -> None:
+    """The wheel installed without its ``openlineage`` extra (docs "Lineage"): OpenLineage is absent, and the
+    operators, the decorator and the lineage names still import and work (the demos below run here too)."""
+    code = (
+        "import importlib.util as u, json, sys;"
+        "absent = [m for m in ('openlineage', 'airflow.providers.openlineage') if u.find_spec(m) is None];"
+        "from airflow.sdk import DAG;"
+        "import airflow_provider_jules.decorators.jules;"
+        "from airflow_provider_jules.operators.jules import JulesCreateSessionOperator as Op;"
+        "from airflow_provider_jules.lineage import session_lineage;"
+        "Op(task_id='t', prompt='Fix it', source='acme/web', dag=DAG('d', schedule=None));"
+        "print(json.dumps([absent, session_lineage(None, None, source='acme/web').input.uri]))"
+    )
+    out = _run([str(work.root / "venv/bin/python"), "-c", code], cwd=work.root, env=installed)
+    absent, uri = json.loads(out.strip().splitlines()[-1])
+    assert absent == ["openlineage", "airflow.providers.openlineage"]
+    assert uri == "https://github.com/acme/web"
 
 
 def test_airflow_lists_the_provider(work: Work, installed: dict[str, str]) -> None:
