@@ -15,8 +15,8 @@ namespace ``scheme://authority`` for the data source and a name that is the path
   branch's page on GitHub.
 * the **output**, the pull request: namespace ``https://{host}`` (``github.com``, or the GitHub Enterprise
   host of a connection's ``pull_request_hosts``), name ``{owner}/{repo}/pull/{number}``: together, the pull
-  request's URL. Without a pull request, a session that produced a patch outputs the branch it is for
-  (the input's name); a session that changed nothing has no output.
+  request's URL. Without a pull request, a session that completed with a patch outputs the branch the
+  patch is for (the input's name); any other session (no change, failed, still running) has no output.
 
 A source that is not ``sources/github/{owner}/{repo}`` (a single-segment id, quirk Q3) keeps its Jules
 name in the namespace ``jules``: ``sources/{id}/tree/{branch}``.
@@ -107,7 +107,9 @@ def session_lineage(
     change_set = as_dict(result.get("change_set"))
     files = [str(f) for f in change_set.get("files_changed") or []]
     pr_url = text(result.get("pull_request_url"))
-    written = pull_request(pr_url) or (read if files else None)
+    # A patch is delivered only by a completed session (a failed one may leave a partial change set).
+    delivered = files and result.get("outcome") == "completed"
+    written = pull_request(pr_url) or (read if delivered else None)
     titles = (text(pr.get("title")) for pr in dicts(result.get("pull_requests")) if pr.get("url") == pr_url)
     return SessionLineage(
         input=read,

@@ -110,6 +110,11 @@ def test_a_patch_without_a_pull_request_outputs_the_branch_it_is_for():
     assert lineage.pull_request_title is None
 
 
+def test_a_failed_session_outputs_no_partial_patch():
+    failed = result(outcome="failed", state="FAILED", pull_requests=[], pull_request_url=None)
+    assert session_lineage(failed, session()).output is None
+
+
 def test_a_session_that_changed_nothing_has_no_output():
     done = result(
         outcome="completed_without_changes", pull_requests=[], pull_request_url=None, change_set=None
