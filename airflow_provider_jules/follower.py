@@ -113,7 +113,7 @@ class SessionFollower:
         self.log = task.log
         self.followed: str | None = None  # the session the task follows (a kill stops it)
         self.last_session: Json | None = None  # the session as the last successful read saw it
-        # The last result judged, success or not (or a task's snapshot when it does not wait): with
+        # The last result judged, success or not (or the snapshot of a task that does not wait): with
         # last_session, what the task's OpenLineage facets report (docs "Lineage").
         self.last_result: Json | None = None
         self.review_options = review
@@ -335,7 +335,7 @@ class SessionFollower:
         url = result["url"]
         if status == EventStatus.TARGET and outcome not in FAILING_OUTCOMES:
             if outcome == Outcome.COMPLETED_WITHOUT_CHANGES.value:
-                self._no_changes(context, result)
+                judge_no_changes(self.options.on_no_changes, self.log, context, result)
             self.log.info(
                 "Jules session %s: outcome %s; pull request %s", sid, outcome, result["pull_request_url"]
             )
@@ -346,24 +346,6 @@ class SessionFollower:
             # A retry would adopt the same session and meet the same end: fail without burning retries.
             raise AirflowFailException(str(error)) from error
         raise error
-
-    def _no_changes(self, context: Context, result: Json) -> None:
-        """``on_no_changes``: a session that completed without a change succeeds, skips or fails."""
-        sid = result["session_id"]
-        text = f"Jules session {sid} completed without producing a change or a pull request."
-        if self.options.on_no_changes == "skip":
-            # The result stays readable by downstream tasks (e.g. a report with trigger_rule all_done).
-            context["ti"].xcom_push(key="return_value", value=result)
-            raise AirflowSkipException(text + ' Skipping (on_no_changes="skip").')
-        if self.options.on_no_changes == "fail":
-            # Nothing a retry can change: the same session would be adopted and judged the same.
-            raise final_error(
-                Outcome.COMPLETED_WITHOUT_CHANGES.value,
-                'it produced no change and no pull request (on_no_changes="fail").',
-                session_id=sid,
-                url=result["url"],
-            )
-        self.log.warning(text)
 
     def _reply_and_wait(self, context: Context, event: Json, session: Json, activities: list[Json]) -> Json:
         """Answer the current question once (never twice), then keep waiting with the same deadlines."""
@@ -400,6 +382,25 @@ class SessionFollower:
         """The worker-side kill (non-deferrable wait): stop the session as configured, best effort."""
         if self.followed:
             self.cleanup(self.followed, self.options.on_kill_action, why="task killed")
+
+
+def judge_no_changes(policy: str, log: Any, context: Context, result: Json) -> None:
+    """``on_no_changes`` (``policy``): a session that completed without a change succeeds, skips or fails."""
+    sid = result["session_id"]
+    text = f"Jules session {sid} completed without producing a change or a pull request."
+    if policy == "skip":
+        # The result stays readable by downstream tasks (e.g. a report with trigger_rule all_done).
+        context["ti"].xcom_push(key="return_value", value=result)
+        raise AirflowSkipException(text + ' Skipping (on_no_changes="skip").')
+    if policy == "fail":
+        # Nothing a retry can change: the same session would be adopted and judged the same.
+        raise final_error(
+            Outcome.COMPLETED_WITHOUT_CHANGES.value,
+            'it produced no change and no pull request (on_no_changes="fail").',
+            session_id=sid,
+            url=result["url"],
+        )
+    log.warning(text)
 
 
 def failure_detail(result: Json) -> str:

@@ -177,7 +177,11 @@ def test_the_plugin_gives_the_global_jules_fix_link_whatever_provider_discovery(
         timeout=120,
     )
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert found == {"links": ["JulesFixLink:Jules Fix"], "errors": {}}
+    # Other providers' plugins are not ours to judge: with lazy_discover_providers=False the OpenLineage
+    # provider (a test dependency) registers its own plugin twice and Airflow says so.
+    others = {"OpenLineageProviderPlugin"}
+    errors = {name: error for name, error in found["errors"].items() if name not in others}
+    assert (found["links"], errors) == (["JulesFixLink:Jules Fix"], {})
     assert "plugins" not in get_provider_info()
     (ep,) = [e for e in entry_points(group="airflow.plugins") if e.value.startswith("airflow_provider_jules")]
     assert (ep.name, ep.value) == ("jules", "airflow_provider_jules.plugins.jules:JulesPlugin")
