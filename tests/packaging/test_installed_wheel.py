@@ -216,10 +216,12 @@ def test_without_the_openlineage_extra_nothing_needs_openlineage(
         "from airflow_provider_jules.operators.jules import JulesCreateSessionOperator as Op;"
         "from airflow_provider_jules.lineage import session_lineage;"
         "Op(task_id='t', prompt='Fix it', source='acme/web', dag=DAG('d', schedule=None));"
-        "print(json.dumps([absent, session_lineage(None, None, source='acme/web').input.uri]))"
+        "print('lineage:', json.dumps([absent, session_lineage(None, None, source='acme/web').input.uri]))"
     )
     out = _run([str(work.root / "venv/bin/python"), "-c", code], cwd=work.root, env=installed)
-    absent, uri = json.loads(out.strip().splitlines()[-1])
+    # stdout and stderr together: Airflow 3.1 writes deprecation warnings to stderr.
+    [line] = [line for line in out.splitlines() if line.startswith("lineage:")]
+    absent, uri = json.loads(line.removeprefix("lineage:"))
     assert absent == ["openlineage", "airflow.providers.openlineage"]
     assert uri == "https://github.com/acme/web"
 
