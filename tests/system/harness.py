@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -101,6 +102,21 @@ def tail(path: Path, lines: int = 60) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError as exc:
         return f"<cannot read {path}: {exc}>"
+
+
+#: Log lines worth reading first when a system test fails (errors, tracebacks, a component's own exit).
+PROBLEM = re.compile(r"Traceback|ERROR|\[error|Error:|died|Exiting|state mismatch|changed externally|Killed")
+
+
+def problems(path: Path, limit: int = 40) -> str:
+    """The last ``limit`` lines of ``path`` that report a problem, each with the line after it (the CI log
+    keeps only the head and the tail of a failing run, so these are printed last)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    hits = [i for i, line in enumerate(lines) if PROBLEM.search(line)][-limit:]
+    return "\n".join(" | ".join(lines[i : i + 2])[:400] for i in hits) or "<none>"
 
 
 def try_json(api: httpx.Client, path: str) -> Any:
@@ -343,6 +359,8 @@ class AirflowStack:
         names = [*self.procs, *self.gone]
         for path in [*(self.log_path(name) for name in names), *task_logs]:
             print(f"\n===== tail of {path} =====\n{tail(path)}")
+        for name in names:  # last: the part of a long failure report that CI's log keeps
+            print(f"\n===== problems reported by {name} =====\n{problems(self.log_path(name))}")
 
     # ------------------------------------------------------------------ metadata DB (read-only)
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -359,10 +359,13 @@ def test_sensor_in_reschedule_mode_on_real_components(
             # executor's late "success" for one poke reached the scheduler after the next poke had started,
             # and the scheduler failed that try as "state changed externally". Only then is a second try
             # allowed, and it must have finished the work (the DAG gives the sensor one retry for this).
-            # (Airflow 3.1.8 keeps no history row of a try it failed this way: try 1 may be missing.)
-            assert max(tries) == 2 and tries[2] == "success", tries
-            assert tries.get(1) in (None, "failed", "up_for_retry"), tries
-            print("\n[system test] reschedule sensor: try 1 lost to apache/airflow#71172, try 2 finished")
+            # (Airflow 3.1.8 keeps no history row of a try it failed this way: try 1 may be missing.) The
+            # poke that was running may also finish the work before the retry is scheduled: the run then
+            # ends in try 1 (seen once in CI on 3.1.8).
+            last = max(tries)
+            assert last in (1, 2) and tries[last] == "success", tries
+            assert last == 1 or tries.get(1) in (None, "failed", "up_for_retry"), tries
+            print(f"\n[system test] reschedule sensor: #71172 hit; work finished in try {last}")
         else:
             assert list(tries) == [1], tries
     print(f"\n[system test] reschedule-mode sensor: states {states}")
