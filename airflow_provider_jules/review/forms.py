@@ -321,8 +321,8 @@ def open_form(
 
     Airflow >= 3.3: ``TaskAwaitingInput`` (state ``awaiting_input``; the scheduler enforces the timeout).
     Airflow 3.1 / 3.2: a deferral to the standard provider's ``HITLTrigger``, settled (``JulesHITLTrigger``:
-    an answer resumes the task no earlier than ``FORM_SETTLE_S`` after the form opened). Either way it resumes
-    in ``method_name(context, event=..., **kwargs)``.
+    an answer resumes the task no earlier than ``settle_seconds()`` after the form opened). Either way it
+    resumes in ``method_name(context, event=..., **kwargs)``.
     """
     from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
@@ -343,11 +343,11 @@ def open_form(
     timeout = timedelta(seconds=max(1.0, timeout_seconds)) if timeout_seconds is not None else None
     if TaskAwaitingInput is not None:
         raise TaskAwaitingInput(method_name=method_name, kwargs=kwargs, timeout=timeout)
-    from airflow_provider_jules.triggers.hitl import FORM_SETTLE_S, JulesHITLTrigger
+    from airflow_provider_jules.triggers.hitl import JulesHITLTrigger, settle_seconds
 
     task.defer(
         trigger=JulesHITLTrigger(
-            not_before=opened + timedelta(seconds=FORM_SETTLE_S),
+            not_before=opened + timedelta(seconds=settle_seconds()),
             ti_id=ti_id,
             options=form.options,
             params=copy.deepcopy(form.params),

@@ -181,7 +181,7 @@ def test_open_form_writes_the_detail_then_waits_without_a_worker_slot(monkeypatc
             )  # fmt: skip
         from airflow.providers.standard.triggers.hitl import HITLTrigger
 
-        from airflow_provider_jules.triggers.hitl import FORM_SETTLE_S, JulesHITLTrigger
+        from airflow_provider_jules.triggers.hitl import JulesHITLTrigger, settle_seconds
 
         trigger = deferred.value.trigger
         assert isinstance(trigger, HITLTrigger) and isinstance(trigger, JulesHITLTrigger)
@@ -191,9 +191,10 @@ def test_open_form_writes_the_detail_then_waits_without_a_worker_slot(monkeypatc
         assert classpath == "airflow_provider_jules.triggers.hitl.JulesHITLTrigger"
         assert kwargs["ti_id"] == "0199-ti" and kwargs["options"] == ["Send answer"]
         assert kwargs["poke_interval"] == 0.5 and kwargs["timeout_datetime"] is not None
-        # An answer resumes the task no earlier than FORM_SETTLE_S after the form opened (issue #21 item 4).
+        # An answer resumes the task no earlier than settle_seconds() (10 s with Airflow's defaults) after the
+        # form opened (issue #21 item 4).
         settle = (kwargs["not_before"] - datetime.now(timezone.utc)).total_seconds()
-        assert FORM_SETTLE_S - 2 < settle <= FORM_SETTLE_S, settle
+        assert settle_seconds() == 10.0 and settle_seconds() - 2 < settle <= settle_seconds(), settle
     [detail] = written
     assert detail["ti_id"] == "0199-ti" and detail["options"] == ["Send answer"]
     assert detail["subject"] == "Jules asks: Which database?" and detail["defaults"] is None
