@@ -22,6 +22,15 @@ except ImportError:  # Airflow 3.1
         TaskDeferred,
     )
 
+try:  # Airflow >= 3.2 (Task SDK)
+    from airflow.sdk.exceptions import (  # type: ignore[attr-defined]
+        AirflowOptionalProviderFeatureException,
+    )
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
+        AirflowOptionalProviderFeatureException,
+    )
+
 try:  # Airflow >= 3.2
     from airflow.sdk import conf as _conf  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.1
@@ -41,6 +50,7 @@ TaskAwaitingInput: Any = _TaskAwaitingInput
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowOptionalProviderFeatureException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "TaskAwaitingInput",

@@ -22,7 +22,17 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
-        "hooks": [{"integration-name": "Jules", "python-modules": ["airflow_provider_jules.hooks.jules"]}],
+        # hooks.managed_agent needs the extra 'common-ai' (it raises AirflowOptionalProviderFeatureException
+        # without it); the common AI provider has no registry of managed agents: a DAG passes hook.agent(...).
+        "hooks": [
+            {
+                "integration-name": "Jules",
+                "python-modules": [
+                    "airflow_provider_jules.hooks.jules",
+                    "airflow_provider_jules.hooks.managed_agent",
+                ],
+            }
+        ],
         "operators": [
             {"integration-name": "Jules", "python-modules": ["airflow_provider_jules.operators.jules"]}
         ],

@@ -143,6 +143,15 @@ class JulesHook(BaseHook):
 
         return JulesClient(**self._client_kwargs(self._connection))
 
+    def new_client(self) -> JulesClient:
+        """A synchronous client of its own, from the same connection (not :attr:`client`, which the hook's
+        calls share): for a caller that fits each call into a deadline of its own by setting the client's
+        ``timeout`` and ``retry_policy`` (the managed-agent hook, :mod:`airflow_provider_jules.invocation`).
+        Close it when done."""
+        from airflow_provider_jules.client.sync import JulesClient
+
+        return JulesClient(**self._client_kwargs(self._connection))
+
     @cached_property
     def pull_request_hosts(self) -> tuple[str, ...]:
         """The hosts the connection's extra ``pull_request_hosts`` adds to github.com for pull request links
