@@ -350,13 +350,16 @@ class Invocation:
             session = self.api().unarchive_session(sid)
         history = list(self.api().list_activities(sid))
         self.api().send_message(sid, self.ask.prompt)
+        # The state read after the message does not count (it may still be the last round's COMPLETED, or
+        # the question just answered): only a change after it, or an activity of Jules's, settles the wait.
+        sent = self.api().get_session(sid)
         watch = Watch(
             sid,
             ["COMPLETED"],
             end_time=self.end_time,
             cursor=cursor_after(history, None),
             last_progress_at=time.time(),
-            settle_after=str(session.get("updateTime") or "") or None,  # the state from before counts not
+            settle_after=str(sent.get("updateTime") or "") or None,
         )
         session, activities = self._wait(watch, list(history), new_until=None)
         return self._answer(session, activities, len(history))
