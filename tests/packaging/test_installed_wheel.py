@@ -97,6 +97,7 @@ def test_wheel_metadata_is_release_ready(work: Work) -> None:
     # The names of the requirements (a range such as "httpx<0.30,>=0.27" is written in any order).
     requires = {Requirement(r).name for r in meta.get_all("Requires-Dist") or []}
     assert {"apache-airflow", "requests", "tenacity", "httpx"} <= requires
+    assert "common-ai" in (meta.get_all("Provides-Extra") or [])  # JulesManagedAgentHook's contract
     assert "[apache_airflow_provider]" in entry_points
     assert "pytest11" not in entry_points  # the simulator's fixtures are an opt-in plugin
 
@@ -234,6 +235,17 @@ def test_airflow_lists_the_provider(work: Work, installed: dict[str, str]) -> No
     providers, _ = json.JSONDecoder().raw_decode(out, out.index('[{"'))
     [ours] = [p for p in providers if p["package_name"] == NAME]
     assert ours["version"] == version(NAME), ours
+
+
+def test_without_the_extra_the_managed_agent_hook_names_it(work: Work, installed: dict[str, str]) -> None:
+    """The wheel installed without ``[common-ai]``: the managed-agent hook says what to install."""
+    code = (
+        "try:\n    import airflow_provider_jules.hooks.managed_agent\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)"
+    )
+    out = _run([str(work.root / "venv/bin/python"), "-c", code], cwd=work.root, env=installed)
+    assert "AirflowOptionalProviderFeatureException" in out
+    assert "pip install 'airflow-provider-jules[common-ai]'" in out
 
 
 def test_the_simulator_cli_serves_the_api(work: Work, installed: dict[str, str]) -> None:
