@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,10 +239,12 @@ class AirflowStack:
         dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
         for name in [n for n in dead if n.startswith("triggerer") and self._upstream_triggerer_crash(n)]:
             # A process manager restarts a triggerer that exited; so does the stack, for this bug only.
-            say(
+            told = (
                 f"{name} exited ({dead.pop(name)}): its trigger runner died of apache/airflow#64620 "
                 f"({TRIGGERER_BUG!r}, Airflow 3.1); restarting it, as a process manager would"
             )
+            say(told)
+            warnings.warn(told, UserWarning, stacklevel=2)  # in pytest's warnings summary, also on success
             self.gone[f"{name}-crashed-{len(self.gone)}"] = self.procs.pop(name)
             self.start(name)
         if dead:
