@@ -13,23 +13,21 @@ START = pendulum.datetime(2025, 1, 1, tz="UTC")
 PROMPT = "Restyle the settings page sim:media=2"
 ROOT = "{{ var.value.jules_media_root }}"
 
-with DAG("media_two_files", schedule=None, start_date=START, catchup=False) as media_two_files:
-    JulesCreateSessionOperator(
-        task_id="create",
-        prompt=PROMPT,
-        source="bobalover/boba",
-        deferrable=True,
-        poll_interval=0.05,
-        artifacts_path=ROOT,
-    )
 
-with DAG("media_review", schedule=None, start_date=START, catchup=False) as media_review:
-    JulesCreateSessionOperator(
-        task_id="create",
-        prompt=PROMPT,
-        source="bobalover/boba",
-        deferrable=True,
-        poll_interval=0.05,
-        artifacts_path=ROOT,
-        review="hitl",
-    )
+def media_dag(dag_id: str, **review: object) -> DAG:
+    """A DAG of one session that attaches two screenshots, its media written under ``ROOT``."""
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False) as dag:
+        JulesCreateSessionOperator(
+            task_id="create",
+            prompt=PROMPT,
+            source="bobalover/boba",
+            deferrable=True,
+            poll_interval=0.05,
+            artifacts_path=ROOT,
+            **review,
+        )
+    return dag
+
+
+media_two_files = media_dag("media_two_files")
+media_review = media_dag("media_review", review="hitl")
